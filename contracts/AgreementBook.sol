@@ -1,0 +1,600 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {IAgreementBook} from "./interfaces/IAgreementBook.sol";
+import {IEvidenceRegistry} from "./interfaces/IEvidenceRegistry.sol";
+import {IInsurancePool} from "./interfaces/IInsurancePool.sol";
+import {IMembership} from "./interfaces/IMembership.sol";
+import {IMerchantRegistry} from "./interfaces/IMerchantRegistry.sol";
+import {IOracleHub} from "./interfaces/IOracleHub.sol";
+import {ITemplateRegistry} from "./interfaces/ITemplateRegistry.sol";
+import {EvidenceKinds} from "./libraries/EvidenceKinds.sol";
+import {Feeds} from "./libraries/Feeds.sol";
+import {RefundMath} from "./libraries/RefundMath.sol";
+
+/// @title AgreementBook
+/// @notice All of Yufu's prepaid agreements and their money, in one contract.
+contract AgreementBook is IAgreementBook, EIP712 {
+    bytes32 private constant AGREEMENT_TYPEHASH = keccak256(
+        "Agreement(address merchant,address consumer,uint64 templateId,bytes32 documentHash,uint64 units,"
+        "uint128 unitPrice,uint128 totalPaid,uint128 bonus,uint64 expiry,bytes32 salt)"
+    );
+    bytes32 private constant RECORD_TYPEHASH = keccak256(
+        "ConsumptionRecord(bytes32 agreementId,uint64 sequence,uint64 units,uint128 amount,uint64 consumedAt,"
+        "bytes32 receiptHash)"
+    );
+    bytes32 private constant REQUEST_TYPEHASH =
+        keccak256("ConsumerRequest(bytes32 agreementId,uint8 action,uint64 deadline)");
+
+    IMembership private immutable _membership;
+    ITemplateRegistry private immutable _templates;
+    IMerchantRegistry private immutable _merchants;
+    IOracleHub private immutable _oracleHub;
+    IEvidenceRegistry private immutable _evidence;
+    IInsurancePool private immutable _insurance;
+
+    mapping(bytes32 agreementId => Agreement) private _agreements;
+    mapping(bytes32 agreementId => Ledger) private _ledgers;
+    mapping(address merchant => bytes32[] agreementIds) private _agreementsOf;
+    mapping(bytes32 bankReference => bool used) private _bankReferenceUsed;
+
+    constructor(
+        IMembership membership,
+        ITemplateRegistry templates,
+        IMerchantRegistry merchants,
+        IOracleHub oracleHub,
+        IEvidenceRegistry evidence,
+        IInsurancePool insurance
+    ) EIP712("Yufu AgreementBook", "1") {
+        _membership = membership;
+        _templates = templates;
+        _merchants = merchants;
+        _oracleHub = oracleHub;
+        _evidence = evidence;
+        _insurance = insurance;
+    }
+
+    // ---------------------------------------------------------------- signing
+
+    /// @inheritdoc IAgreementBook
+    function openAgreement(
+        AgreementTerms calldata terms,
+        bytes calldata merchantSignature,
+        bytes calldata consumerSignature
+    ) external returns (bytes32 agreementId) {
+        // Checks
+        _requireMerchantOrOperator(terms.merchant);
+        agreementId = agreementDigest(terms);
+        if (_agreements[agreementId].state != AgreementState.None) revert AgreementBookAlreadyExists(agreementId);
+        _requireSigner(agreementId, terms.merchant, merchantSignature);
+        _requireSigner(agreementId, terms.consumer, consumerSignature);
+        _checkTerms(terms);
+
+        // Effects
+        Agreement storage agreement = _agreements[agreementId];
+        agreement.merchant = terms.merchant;
+        agreement.templateId = terms.templateId;
+        agreement.state = AgreementState.Signed;
+        agreement.consumer = terms.consumer;
+        agreement.expiry = terms.expiry;
+        agreement.documentHash = terms.documentHash;
+        agreement.units = terms.units;
+        agreement.nextSequence = 1;
+        agreement.unitPrice = terms.unitPrice;
+        agreement.totalPaid = terms.totalPaid;
+        agreement.bonus = terms.bonus;
+        _agreementsOf[terms.merchant].push(agreementId);
+        emit AgreementOpened(
+            agreementId,
+            terms.merchant,
+            terms.consumer,
+            terms.templateId,
+            terms.documentHash,
+            terms.units,
+            terms.unitPrice,
+            terms.totalPaid,
+            terms.bonus,
+            terms.expiry
+        );
+
+        // Interactions
+        _evidence.anchor(terms.documentHash, EvidenceKinds.AGREEMENT_OPENED, agreementId);
+    }
+
+    // ---------------------------------------------------------------- funding
+
+    /// @inheritdoc IAgreementBook
+    function confirmFunding(
+        FundingReport calldata funding,
+        IOracleHub.Report calldata report,
+        bytes[] calldata signatures
+    ) external {
+        // Checks
+        _requireRole(IMembership.Role.Oracle);
+        bytes32 agreementId = funding.agreementId;
+        Agreement storage agreement = _existing(agreementId);
+        if (agreement.state != AgreementState.Signed) revert AgreementBookInvalidState(agreementId, agreement.state);
+        _checkReport(report, agreementId, keccak256(abi.encode(funding)));
+        if (funding.amount != agreement.totalPaid) {
+            revert AgreementBookFundingMismatch(agreementId, agreement.totalPaid, funding.amount);
+        }
+        if (_bankReferenceUsed[funding.bankReference]) {
+            revert AgreementBookDuplicateBankReference(funding.bankReference);
+        }
+        if (!_merchants.canSell(agreement.merchant)) revert AgreementBookMerchantCannotSell(agreement.merchant);
+        bytes32 digest = _oracleHub.consume(report, signatures);
+
+        // Effects
+        uint16 templateMinBps = _templates.getTemplate(agreement.templateId).minCustodyBps;
+        uint16 custodyBps = _merchants.custodyRatioBps(agreement.merchant, templateMinBps);
+        uint128 frozen = uint128(RefundMath.frozenShare(funding.amount, custodyBps));
+        uint128 upfront = funding.amount - frozen;
+        _bankReferenceUsed[funding.bankReference] = true;
+        agreement.state = AgreementState.Active;
+        agreement.custodyBps = custodyBps;
+        // Funding time is when the chain learnt of the payment: never earlier than the payment,
+        // so the cooling-off window it starts is never shorter than the consumer's.
+        agreement.fundedAt = uint64(block.timestamp);
+        Ledger storage ledger = _ledgers[agreementId];
+        ledger.deposited = funding.amount;
+        ledger.frozen = frozen;
+        ledger.upfront = upfront;
+        emit AgreementFunded(agreementId, funding.bankReference, agreement.merchant, funding.amount, frozen, upfront, custodyBps);
+        if (upfront > 0) emit FundsReleased(agreementId, agreement.merchant, ReleaseReason.Upfront, upfront);
+
+        // Interactions
+        _evidence.anchor(digest, EvidenceKinds.AGREEMENT_FUNDED, agreementId);
+    }
+
+    // ------------------------------------------------------------ consumption
+
+    /// @inheritdoc IAgreementBook
+    function recordConsumption(
+        ConsumptionRecord calldata record,
+        bytes calldata merchantSignature,
+        bytes calldata consumerSignature
+    ) external {
+        _recordConsumption(record, merchantSignature, consumerSignature, address(0));
+    }
+
+    /// @inheritdoc IAgreementBook
+    function recordConsumptionBatch(
+        ConsumptionRecord[] calldata records,
+        bytes[] calldata merchantSignatures,
+        bytes[] calldata consumerSignatures
+    ) external {
+        uint256 count = records.length;
+        if (count == 0 || merchantSignatures.length != count || consumerSignatures.length != count) {
+            revert AgreementBookBatchMismatch(count, merchantSignatures.length, consumerSignatures.length);
+        }
+        // Consecutive records of one merchant need its status looked up only once.
+        address checkedMerchant = address(0);
+        for (uint256 i = 0; i < count; ++i) {
+            checkedMerchant =
+                _recordConsumption(records[i], merchantSignatures[i], consumerSignatures[i], checkedMerchant);
+        }
+    }
+
+    // --------------------------------------------------------- ending a plan
+
+    /// @inheritdoc IAgreementBook
+    function cancelInCoolingOff(bytes32 agreementId, uint64 deadline, bytes calldata consumerSignature) external {
+        // Checks
+        Agreement storage agreement = _active(agreementId);
+        bytes32 digest = _checkConsumerRequest(agreement, agreementId, ConsumerAction.CoolingOff, deadline, consumerSignature);
+        if (agreement.unitsConsumed != 0) revert AgreementBookAlreadyConsumed(agreementId, agreement.unitsConsumed);
+        uint64 endsAt =
+            agreement.fundedAt + uint64(_templates.getTemplate(agreement.templateId).coolingOffDays) * 1 days;
+        if (block.timestamp > endsAt) revert AgreementBookCoolingOffOver(agreementId, endsAt);
+
+        // Effects and interactions
+        _settle(
+            agreementId,
+            agreement,
+            agreement.totalPaid,
+            AgreementState.CooledOff,
+            RefundReason.CoolingOff,
+            digest,
+            EvidenceKinds.COOLING_OFF_CANCELLED
+        );
+    }
+
+    /// @inheritdoc IAgreementBook
+    function terminate(bytes32 agreementId, uint64 deadline, bytes calldata consumerSignature) external {
+        Agreement storage agreement = _active(agreementId);
+        bytes32 digest = _checkConsumerRequest(agreement, agreementId, ConsumerAction.Terminate, deadline, consumerSignature);
+        _settle(
+            agreementId,
+            agreement,
+            _refundOwed(agreement),
+            AgreementState.Terminated,
+            RefundReason.Termination,
+            digest,
+            EvidenceKinds.AGREEMENT_TERMINATED
+        );
+    }
+
+    /// @inheritdoc IAgreementBook
+    function expire(bytes32 agreementId) external {
+        // Checks
+        if (!_membership.isMember(msg.sender)) revert AgreementBookUnauthorized(msg.sender);
+        Agreement storage agreement = _existing(agreementId);
+        if (agreement.state != AgreementState.Signed && agreement.state != AgreementState.Active) {
+            revert AgreementBookInvalidState(agreementId, agreement.state);
+        }
+        if (block.timestamp <= agreement.expiry) revert AgreementBookNotExpired(agreementId, agreement.expiry);
+        bytes32 evidenceHash = keccak256(abi.encode("yufu.agreement.expired", agreementId));
+
+        // Effects and interactions
+        if (agreement.state == AgreementState.Signed) {
+            _closeUnfunded(agreementId, agreement, AgreementState.Expired, evidenceHash, EvidenceKinds.AGREEMENT_EXPIRED);
+        } else {
+            _settle(
+                agreementId,
+                agreement,
+                _refundOwed(agreement),
+                AgreementState.Expired,
+                RefundReason.Expiry,
+                evidenceHash,
+                EvidenceKinds.AGREEMENT_EXPIRED
+            );
+        }
+    }
+
+    /// @inheritdoc IAgreementBook
+    function settleDefault(bytes32[] calldata agreementIds) external {
+        if (!_membership.isMember(msg.sender)) revert AgreementBookUnauthorized(msg.sender);
+        for (uint256 i = 0; i < agreementIds.length; ++i) {
+            bytes32 agreementId = agreementIds[i];
+            Agreement storage agreement = _existing(agreementId);
+            if (_merchants.getMerchant(agreement.merchant).status != IMerchantRegistry.MerchantStatus.Defaulted) {
+                revert AgreementBookMerchantNotDefaulted(agreement.merchant);
+            }
+            bytes32 evidenceHash = keccak256(abi.encode("yufu.agreement.default", agreementId));
+            if (agreement.state == AgreementState.Signed) {
+                _closeUnfunded(agreementId, agreement, AgreementState.Defaulted, evidenceHash, EvidenceKinds.DEFAULT_SETTLED);
+            } else if (agreement.state == AgreementState.Active) {
+                _settle(
+                    agreementId,
+                    agreement,
+                    _refundOwed(agreement),
+                    AgreementState.Defaulted,
+                    RefundReason.Default,
+                    evidenceHash,
+                    EvidenceKinds.DEFAULT_SETTLED
+                );
+            }
+            // Plans already closed are left as they are, so a settlement can be retried safely.
+        }
+    }
+
+    // ---------------------------------------------------------------- payouts
+
+    /// @inheritdoc IAgreementBook
+    function confirmPayout(PayoutReport calldata payout, IOracleHub.Report calldata report, bytes[] calldata signatures)
+        external
+    {
+        // Checks
+        _requireRole(IMembership.Role.Oracle);
+        bytes32 agreementId = payout.agreementId;
+        _existing(agreementId);
+        _checkReport(report, agreementId, keccak256(abi.encode(payout)));
+        if (_bankReferenceUsed[payout.bankReference]) revert AgreementBookDuplicateBankReference(payout.bankReference);
+        Ledger storage ledger = _ledgers[agreementId];
+        uint128 outstanding = payout.payee == Payee.Merchant
+            ? ledger.upfront + ledger.released - ledger.paidToMerchant
+            : ledger.refunded - ledger.paidToConsumer;
+        if (payout.amount == 0 || payout.amount > outstanding) {
+            revert AgreementBookPayoutExceedsEntitlement(agreementId, payout.payee, outstanding, payout.amount);
+        }
+        bytes32 digest = _oracleHub.consume(report, signatures);
+
+        // Effects
+        _bankReferenceUsed[payout.bankReference] = true;
+        if (payout.payee == Payee.Merchant) {
+            ledger.paidToMerchant += payout.amount;
+        } else {
+            ledger.paidToConsumer += payout.amount;
+        }
+        emit PayoutConfirmed(agreementId, payout.bankReference, payout.payee, payout.amount, payout.instructionId);
+
+        // Interactions
+        _evidence.anchor(digest, EvidenceKinds.PAYOUT_CONFIRMED, agreementId);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IAgreementBook
+    function previewRefund(bytes32 agreementId)
+        external
+        view
+        returns (uint128 refund, uint128 fromCustody, uint128 shortfall)
+    {
+        Agreement storage agreement = _active(agreementId);
+        refund = _refundOwed(agreement);
+        uint128 frozen = _ledgers[agreementId].frozen;
+        fromCustody = refund < frozen ? refund : frozen;
+        shortfall = refund - fromCustody;
+    }
+
+    /// @inheritdoc IAgreementBook
+    function getAgreement(bytes32 agreementId) external view returns (Agreement memory) {
+        return _existing(agreementId);
+    }
+
+    /// @inheritdoc IAgreementBook
+    function getLedger(bytes32 agreementId) external view returns (Ledger memory) {
+        _existing(agreementId);
+        return _ledgers[agreementId];
+    }
+
+    /// @inheritdoc IAgreementBook
+    function agreementDigest(AgreementTerms calldata terms) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    AGREEMENT_TYPEHASH,
+                    terms.merchant,
+                    terms.consumer,
+                    terms.templateId,
+                    terms.documentHash,
+                    terms.units,
+                    terms.unitPrice,
+                    terms.totalPaid,
+                    terms.bonus,
+                    terms.expiry,
+                    terms.salt
+                )
+            )
+        );
+    }
+
+    /// @inheritdoc IAgreementBook
+    function recordDigest(ConsumptionRecord calldata record) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    RECORD_TYPEHASH,
+                    record.agreementId,
+                    record.sequence,
+                    record.units,
+                    record.amount,
+                    record.consumedAt,
+                    record.receiptHash
+                )
+            )
+        );
+    }
+
+    /// @inheritdoc IAgreementBook
+    function requestDigest(bytes32 agreementId, ConsumerAction action, uint64 deadline) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(REQUEST_TYPEHASH, agreementId, uint8(action), deadline)));
+    }
+
+    /// @inheritdoc IAgreementBook
+    function agreementCount(address merchant) external view returns (uint256) {
+        return _agreementsOf[merchant].length;
+    }
+
+    /// @inheritdoc IAgreementBook
+    function agreementsOf(address merchant, uint256 offset, uint256 limit) external view returns (bytes32[] memory page) {
+        bytes32[] storage ids = _agreementsOf[merchant];
+        uint256 end = offset + limit;
+        if (end > ids.length) end = ids.length;
+        if (offset >= end) return new bytes32[](0);
+        page = new bytes32[](end - offset);
+        for (uint256 i = offset; i < end; ++i) {
+            page[i - offset] = ids[i];
+        }
+    }
+
+    /// @inheritdoc IAgreementBook
+    function isBankReferenceUsed(bytes32 bankReference) external view returns (bool) {
+        return _bankReferenceUsed[bankReference];
+    }
+
+    // -------------------------------------------------------------- internals
+
+    function _checkTerms(AgreementTerms calldata terms) private view {
+        if (terms.consumer == address(0) || terms.consumer == terms.merchant) {
+            revert AgreementBookInvalidTerms("consumer");
+        }
+        if (terms.units == 0) revert AgreementBookInvalidTerms("units");
+        if (terms.totalPaid == 0) revert AgreementBookInvalidTerms("totalPaid");
+        uint256 unitsValue = uint256(terms.units) * terms.unitPrice;
+        uint256 paidPlusBonus = uint256(terms.totalPaid) + terms.bonus;
+        if (unitsValue != paidPlusBonus) revert AgreementBookValueMismatch(unitsValue, paidPlusBonus);
+        if (terms.expiry <= block.timestamp) revert AgreementBookInvalidTerms("expiry");
+
+        ITemplateRegistry.Template memory template = _templates.getTemplate(terms.templateId);
+        if (!template.active) revert AgreementBookTemplateInactive(terms.templateId);
+        if (!_merchants.canSell(terms.merchant)) revert AgreementBookMerchantCannotSell(terms.merchant);
+        bytes32 industry = _merchants.getMerchant(terms.merchant).industry;
+        if (industry != template.industry) revert AgreementBookIndustryMismatch(industry, template.industry);
+        if (terms.totalPaid > template.maxAmount) {
+            revert AgreementBookOutsideTemplate("maxAmount", template.maxAmount, terms.totalPaid);
+        }
+        if (template.maxUnits != 0 && terms.units > template.maxUnits) {
+            revert AgreementBookOutsideTemplate("maxUnits", template.maxUnits, terms.units);
+        }
+        uint256 latestExpiry = block.timestamp + uint256(template.maxTermDays) * 1 days;
+        if (terms.expiry > latestExpiry) revert AgreementBookOutsideTemplate("maxTermDays", latestExpiry, terms.expiry);
+    }
+
+    /// Records one consumption; returns the merchant whose status it checked, so a batch can skip
+    /// checking it again.
+    function _recordConsumption(
+        ConsumptionRecord calldata record,
+        bytes calldata merchantSignature,
+        bytes calldata consumerSignature,
+        address checkedMerchant
+    ) private returns (address) {
+        // Checks
+        bytes32 agreementId = record.agreementId;
+        Agreement storage agreement = _active(agreementId);
+        address merchant = agreement.merchant;
+        _requireMerchantOrOperator(merchant);
+        if (merchant != checkedMerchant) _requireMerchantServing(merchant);
+        if (record.sequence != agreement.nextSequence) {
+            revert AgreementBookSequenceMismatch(agreementId, agreement.nextSequence, record.sequence);
+        }
+        uint64 unitsLeft = agreement.units - agreement.unitsConsumed;
+        if (record.units == 0 || record.units > unitsLeft) {
+            revert AgreementBookInsufficientBalance(agreementId, unitsLeft, record.units);
+        }
+        uint256 expectedAmount = uint256(record.units) * agreement.unitPrice;
+        if (record.amount != expectedAmount) revert AgreementBookAmountMismatch(agreementId, expectedAmount, record.amount);
+        if (
+            record.consumedAt < agreement.fundedAt || record.consumedAt > block.timestamp
+                || record.consumedAt > agreement.expiry
+        ) revert AgreementBookInvalidConsumptionTime(agreementId, record.consumedAt);
+        bytes32 digest = recordDigest(record);
+        _requireSigner(digest, merchant, merchantSignature);
+        _requireSigner(digest, agreement.consumer, consumerSignature);
+
+        // Effects
+        agreement.nextSequence = record.sequence + 1;
+        agreement.unitsConsumed += record.units;
+        agreement.valueConsumed += record.amount;
+        emit ConsumptionRecorded(
+            agreementId, record.sequence, merchant, record.units, record.amount, record.consumedAt, record.receiptHash, digest
+        );
+        Ledger storage ledger = _ledgers[agreementId];
+        uint256 total = uint256(agreement.totalPaid) + agreement.bonus;
+        // The release is a derived counter: frozen-at-funding × consumed ÷ total, never beyond it.
+        uint128 earned = uint128(
+            RefundMath.earnedRelease(ledger.deposited - ledger.upfront, agreement.valueConsumed, total)
+        );
+        uint128 releasable = earned - ledger.released;
+        if (releasable > 0) {
+            ledger.frozen -= releasable;
+            ledger.released = earned;
+            emit FundsReleased(agreementId, merchant, ReleaseReason.Consumption, releasable);
+        }
+        if (agreement.unitsConsumed == agreement.units) {
+            agreement.state = AgreementState.Completed;
+            emit AgreementClosed(agreementId, AgreementState.Completed);
+        }
+
+        // Interactions
+        _evidence.anchor(digest, EvidenceKinds.CONSUMPTION_RECORDED, agreementId);
+        return merchant;
+    }
+
+    /// Ends an Active plan with `refund` owed: custody pays first, what custody lacks is owed by the
+    /// merchant (or, on default, claimed from insurance), and custody left over goes to the merchant.
+    function _settle(
+        bytes32 agreementId,
+        Agreement storage agreement,
+        uint128 refund,
+        AgreementState state,
+        RefundReason reason,
+        bytes32 evidenceHash,
+        uint16 evidenceKind
+    ) private {
+        // Effects
+        Ledger storage ledger = _ledgers[agreementId];
+        uint128 frozen = ledger.frozen;
+        uint128 fromCustody = refund < frozen ? refund : frozen;
+        uint128 shortfall = refund - fromCustody;
+        uint128 leftOver = frozen - fromCustody;
+        ledger.frozen = 0;
+        ledger.refunded += fromCustody;
+        ledger.released += leftOver;
+        ledger.refundDue = refund;
+        if (reason != RefundReason.Default) ledger.merchantOwed = shortfall;
+        agreement.state = state;
+        emit RefundGranted(agreementId, agreement.consumer, reason, refund, fromCustody, shortfall);
+        if (leftOver > 0) emit FundsReleased(agreementId, agreement.merchant, ReleaseReason.Settlement, leftOver);
+        emit AgreementClosed(agreementId, state);
+
+        // Interactions
+        _evidence.anchor(evidenceHash, evidenceKind, agreementId);
+        if (reason == RefundReason.Default && shortfall > 0) {
+            (, uint128 covered) = _insurance.openClaim(agreementId, agreement.merchant, agreement.consumer, shortfall);
+            // Written after the call, but the pool is a trusted system contract that never calls back.
+            ledger.insuredShortfall = covered;
+            ledger.merchantOwed = shortfall - covered;
+        }
+    }
+
+    function _closeUnfunded(
+        bytes32 agreementId,
+        Agreement storage agreement,
+        AgreementState state,
+        bytes32 evidenceHash,
+        uint16 evidenceKind
+    ) private {
+        agreement.state = state;
+        emit AgreementClosed(agreementId, state);
+        _evidence.anchor(evidenceHash, evidenceKind, agreementId);
+    }
+
+    function _refundOwed(Agreement storage agreement) private view returns (uint128) {
+        ITemplateRegistry.Template memory template = _templates.getTemplate(agreement.templateId);
+        return uint128(
+            RefundMath.refundOwed(
+                template.refundRule,
+                agreement.totalPaid,
+                agreement.bonus,
+                agreement.valueConsumed,
+                template.refundRoundingFen
+            )
+        );
+    }
+
+    function _checkConsumerRequest(
+        Agreement storage agreement,
+        bytes32 agreementId,
+        ConsumerAction action,
+        uint64 deadline,
+        bytes calldata consumerSignature
+    ) private view returns (bytes32 digest) {
+        _requireMerchantOrOperator(agreement.merchant);
+        if (block.timestamp > deadline) revert AgreementBookRequestExpired(deadline, uint64(block.timestamp));
+        digest = requestDigest(agreementId, action, deadline);
+        _requireSigner(digest, agreement.consumer, consumerSignature);
+    }
+
+    function _checkReport(IOracleHub.Report calldata report, bytes32 agreementId, bytes32 payloadHash) private pure {
+        if (report.feed != Feeds.BANK || report.subject != agreementId || report.payloadHash != payloadHash) {
+            revert AgreementBookReportMismatch(payloadHash, report.payloadHash);
+        }
+    }
+
+    function _requireSigner(bytes32 digest, address expected, bytes calldata signature) private pure {
+        (address recovered, ECDSA.RecoverError error,) = ECDSA.tryRecover(digest, signature);
+        if (error != ECDSA.RecoverError.NoError || recovered != expected) {
+            revert AgreementBookInvalidSignature(digest, expected, recovered);
+        }
+    }
+
+    function _requireRole(IMembership.Role role) private view {
+        if (!_membership.hasRole(msg.sender, role)) revert AgreementBookUnauthorized(msg.sender);
+    }
+
+    function _requireMerchantOrOperator(address merchant) private view {
+        if (msg.sender != merchant && !_membership.hasRole(msg.sender, IMembership.Role.Operator)) {
+            revert AgreementBookUnauthorized(msg.sender);
+        }
+    }
+
+    function _requireMerchantServing(address merchant) private view {
+        IMerchantRegistry.MerchantStatus status = _merchants.getMerchant(merchant).status;
+        if (status != IMerchantRegistry.MerchantStatus.Approved && status != IMerchantRegistry.MerchantStatus.Suspended) {
+            revert AgreementBookMerchantStopped(merchant, status);
+        }
+    }
+
+    function _existing(bytes32 agreementId) private view returns (Agreement storage agreement) {
+        agreement = _agreements[agreementId];
+        if (agreement.state == AgreementState.None) revert AgreementBookUnknownAgreement(agreementId);
+    }
+
+    function _active(bytes32 agreementId) private view returns (Agreement storage agreement) {
+        agreement = _existing(agreementId);
+        if (agreement.state != AgreementState.Active) revert AgreementBookInvalidState(agreementId, agreement.state);
+    }
+}

@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IMerchantRegistry} from "./IMerchantRegistry.sol";
+import {IOracleHub} from "./IOracleHub.sol";
+
+/// @title IAgreementBook
+/// @notice Every prepaid plan on Yufu: signing, funding into custody, consumption and release,
+/// cooling-off, early termination, expiry, default, and the bank's payout confirmations.
+/// @dev Amounts are integer fen. No money moves on chain: the bank holds it, the book records who
+/// is entitled to what. For every agreement, always:
+/// deposited = frozen + released + refunded + upfront.
+interface IAgreementBook {
+    /// @notice An agreement's life-cycle state. States after `Active` are terminal.
+    enum AgreementState {
+        None,
+        Signed,
+        Active,
+        Completed,
+        CooledOff,
+        Terminated,
+        Expired,
+        Defaulted
+    }
+
+    /// @notice Why money became releasable to the merchant.
+    enum ReleaseReason {
+        Upfront,
+        Consumption,
+        Settlement
+    }
+
+    /// @notice Why a refund was granted.
+    enum RefundReason {
+        CoolingOff,
+        Termination,
+        Expiry,
+        Default
+    }
+
+    /// @notice Who a bank payout went to.
+    enum Payee {
+        Merchant,
+        Consumer
+    }
+
+    /// @notice What a consumer's signed request asks for.
+    enum ConsumerAction {
+        CoolingOff,
+        Terminate
+    }
+
+    /// @notice The terms both parties sign (EIP-712 `Agreement`). Amounts in fen.
+    /// @param documentHash SHA-256 of the filled standard contract.
+    /// @param units Lessons, visits or sessions bought.
+    /// @param unitPrice Face value of one unit; units × unitPrice = totalPaid + bonus.
+    /// @param totalPaid What the consumer pays into custody.
+    /// @param bonus Credit the merchant adds on top.
+    /// @param expiry When the plan ends (unix seconds).
+    /// @param salt Makes two otherwise equal plans distinct.
+    struct AgreementTerms {
+        address merchant;
+        address consumer;
+        uint64 templateId;
+        bytes32 documentHash;
+        uint64 units;
+        uint128 unitPrice;
+        uint128 totalPaid;
+        uint128 bonus;
+        uint64 expiry;
+        bytes32 salt;
+    }
+
+    /// @notice An agreement as stored.
+    struct Agreement {
+        address merchant;
+        uint64 templateId;
+        AgreementState state;
+        uint16 custodyBps;
+        address consumer;
+        uint64 expiry;
+        bytes32 documentHash;
+        uint64 units;
+        uint64 unitsConsumed;
+        uint64 nextSequence;
+        uint64 fundedAt;
+        uint128 unitPrice;
+        uint128 totalPaid;
+        uint128 bonus;
+        uint128 valueConsumed;
+    }
+
+    /// @notice An agreement's money, in fen.
+    /// @param deposited Paid into custody.
+    /// @param frozen Still frozen in custody.
+    /// @param released Released from the frozen share to the merchant.
+    /// @param refunded Refunded to the consumer from custody.
+    /// @param upfront The non-frozen share, releasable to the merchant at funding.
+    /// @param refundDue The whole refund granted when the plan ended.
+    /// @param merchantOwed Refund custody and insurance did not cover: the merchant owes it.
+    /// @param insuredShortfall Refund the insurance pool promised to pay.
+    /// @param paidToMerchant Payouts to the merchant the bank confirmed.
+    /// @param paidToConsumer Refund payouts from custody the bank confirmed.
+    struct Ledger {
+        uint128 deposited;
+        uint128 frozen;
+        uint128 released;
+        uint128 refunded;
+        uint128 upfront;
+        uint128 refundDue;
+        uint128 merchantOwed;
+        uint128 insuredShortfall;
+        uint128 paidToMerchant;
+        uint128 paidToConsumer;
+    }
+
+    /// @notice One delivered unit of service, signed by merchant and consumer (EIP-712 `ConsumptionRecord`).
+    struct ConsumptionRecord {
+        bytes32 agreementId;
+        uint64 sequence;
+        uint64 units;
+        uint128 amount;
+        uint64 consumedAt;
+        bytes32 receiptHash;
+    }
+
+    /// @notice The bank's report that the consumer's payment arrived in custody.
+    struct FundingReport {
+        bytes32 agreementId;
+        uint128 amount;
+        bytes32 bankReference;
+        uint64 paidAt;
+    }
+
+    /// @notice The bank's report that it paid a release or a refund out of custody.
+    struct PayoutReport {
+        bytes32 agreementId;
+        Payee payee;
+        uint128 amount;
+        bytes32 bankReference;
+        bytes32 instructionId;
+    }
+
+    /// @notice The caller may not do this.
+    error AgreementBookUnauthorized(address caller);
+    /// @notice No agreement has this id.
+    error AgreementBookUnknownAgreement(bytes32 agreementId);
+    /// @notice An agreement with these terms exists already.
+    error AgreementBookAlreadyExists(bytes32 agreementId);
+    /// @notice A signature over `digest` was not made by `expected`.
+    error AgreementBookInvalidSignature(bytes32 digest, address expected, address recovered);
+    /// @notice The terms break a rule of their own; `term` names it.
+    error AgreementBookInvalidTerms(string term);
+    /// @notice units × unitPrice must equal totalPaid + bonus.
+    error AgreementBookValueMismatch(uint256 unitsValue, uint256 paidPlusBonus);
+    /// @notice The template is switched off for new plans.
+    error AgreementBookTemplateInactive(uint64 templateId);
+    /// @notice The plan exceeds a template limit; `limit` names it.
+    error AgreementBookOutsideTemplate(string limit, uint256 allowed, uint256 got);
+    /// @notice The merchant's industry is not the template's.
+    error AgreementBookIndustryMismatch(bytes32 merchantIndustry, bytes32 templateIndustry);
+    /// @notice The merchant may not sell new plans now.
+    error AgreementBookMerchantCannotSell(address merchant);
+    /// @notice The merchant's plans have stopped (revoked or defaulted).
+    error AgreementBookMerchantStopped(address merchant, IMerchantRegistry.MerchantStatus status);
+    /// @notice The agreement is in a state that does not allow this.
+    error AgreementBookInvalidState(bytes32 agreementId, AgreementState state);
+    /// @notice The report's feed, subject or payload hash does not match its payload.
+    error AgreementBookReportMismatch(bytes32 expectedPayloadHash, bytes32 gotPayloadHash);
+    /// @notice The deposit does not equal the agreed payment.
+    error AgreementBookFundingMismatch(bytes32 agreementId, uint128 expected, uint128 got);
+    /// @notice The bank reference was already reported.
+    error AgreementBookDuplicateBankReference(bytes32 bankReference);
+    /// @notice Records must come in strict sequence.
+    error AgreementBookSequenceMismatch(bytes32 agreementId, uint64 expected, uint64 got);
+    /// @notice The record asks for more units than are left (or for none).
+    error AgreementBookInsufficientBalance(bytes32 agreementId, uint64 unitsLeft, uint64 unitsRequested);
+    /// @notice The record's amount is not units × unitPrice.
+    error AgreementBookAmountMismatch(bytes32 agreementId, uint256 expected, uint128 got);
+    /// @notice The record's time is before funding, in the future, or after expiry.
+    error AgreementBookInvalidConsumptionTime(bytes32 agreementId, uint64 consumedAt);
+    /// @notice The cooling-off period ended at `endedAt`.
+    error AgreementBookCoolingOffOver(bytes32 agreementId, uint64 endedAt);
+    /// @notice Cooling-off needs an unused plan.
+    error AgreementBookAlreadyConsumed(bytes32 agreementId, uint64 unitsConsumed);
+    /// @notice The consumer's signed request passed its deadline.
+    error AgreementBookRequestExpired(uint64 deadline, uint64 nowTime);
+    /// @notice The agreement has not expired yet.
+    error AgreementBookNotExpired(bytes32 agreementId, uint64 expiry);
+    /// @notice The merchant has not been declared in default.
+    error AgreementBookMerchantNotDefaulted(address merchant);
+    /// @notice The payout exceeds what the payee is entitled to and not yet paid.
+    error AgreementBookPayoutExceedsEntitlement(bytes32 agreementId, Payee payee, uint128 outstanding, uint128 amount);
+    /// @notice A batch's arrays differ in length, or the batch is empty.
+    error AgreementBookBatchMismatch(uint256 records, uint256 merchantSignatures, uint256 consumerSignatures);
+
+    /// @notice Emitted when both parties' signed terms were recorded.
+    event AgreementOpened(
+        bytes32 indexed agreementId,
+        address indexed merchant,
+        address indexed consumer,
+        uint64 templateId,
+        bytes32 documentHash,
+        uint64 units,
+        uint128 unitPrice,
+        uint128 totalPaid,
+        uint128 bonus,
+        uint64 expiry
+    );
+    /// @notice Emitted when the bank reported the payment and custody was fixed.
+    event AgreementFunded(
+        bytes32 indexed agreementId,
+        bytes32 indexed bankReference,
+        address indexed merchant,
+        uint128 deposited,
+        uint128 frozen,
+        uint128 upfront,
+        uint16 custodyBps
+    );
+    /// @notice Emitted for each accepted consumption record.
+    event ConsumptionRecorded(
+        bytes32 indexed agreementId,
+        uint64 indexed sequence,
+        address indexed merchant,
+        uint64 units,
+        uint128 amount,
+        uint64 consumedAt,
+        bytes32 receiptHash,
+        bytes32 recordHash
+    );
+    /// @notice Emitted when money became releasable to the merchant; the bank pays it.
+    event FundsReleased(
+        bytes32 indexed agreementId, address indexed merchant, ReleaseReason indexed reason, uint128 amount
+    );
+    /// @notice Emitted when a refund was granted; the bank pays `fromCustody`.
+    event RefundGranted(
+        bytes32 indexed agreementId,
+        address indexed consumer,
+        RefundReason indexed reason,
+        uint128 refund,
+        uint128 fromCustody,
+        uint128 shortfall
+    );
+    /// @notice Emitted when an agreement reached a terminal state.
+    event AgreementClosed(bytes32 indexed agreementId, AgreementState indexed state);
+    /// @notice Emitted when the bank confirmed a payout.
+    event PayoutConfirmed(
+        bytes32 indexed agreementId, bytes32 indexed bankReference, Payee indexed payee, uint128 amount,
+        bytes32 instructionId
+    );
+
+    /// @notice Records a plan both parties signed.
+    /// @dev Emits {AgreementOpened}. Anchors the document hash.
+    /// Requirements:
+    /// - The caller is the merchant or an operator.
+    /// - Both signatures are valid EIP-712 `Agreement` signatures of merchant and consumer.
+    /// - The template is active and of the merchant's industry; the merchant may sell.
+    /// - Amount, units and term within the template's limits; units × unitPrice = totalPaid + bonus.
+    /// @param terms The signed terms.
+    /// @param merchantSignature The merchant's signature.
+    /// @param consumerSignature The consumer's signature.
+    /// @return agreementId The EIP-712 digest of the terms.
+    function openAgreement(
+        AgreementTerms calldata terms,
+        bytes calldata merchantSignature,
+        bytes calldata consumerSignature
+    ) external returns (bytes32 agreementId);
+
+    /// @notice Activates a plan once the bank reports the payment in custody.
+    /// @dev Emits {AgreementFunded} and, when part of the payment is not frozen, {FundsReleased}.
+    /// The custody ratio is fixed now: the template's minimum raised to the merchant's tier floor.
+    /// Requirements:
+    /// - The caller is an oracle; the report is a valid bank-feed report about the agreement
+    ///   carrying keccak256(abi.encode(funding)).
+    /// - The agreement is Signed; the amount equals totalPaid; the bank reference is new; the
+    ///   merchant may sell.
+    function confirmFunding(
+        FundingReport calldata funding,
+        IOracleHub.Report calldata report,
+        bytes[] calldata signatures
+    ) external;
+
+    /// @notice Records one consumption and releases the frozen money it earned.
+    /// @dev Emits {ConsumptionRecorded}, {FundsReleased} when money was earned, and
+    /// {AgreementClosed} when the plan is used up.
+    /// Requirements:
+    /// - The caller is the merchant or an operator.
+    /// - The agreement is Active and its merchant neither revoked nor defaulted.
+    /// - The sequence is the next one; units are left; amount = units × unitPrice.
+    /// - consumedAt lies between funding and now, and not after expiry.
+    /// - Merchant and consumer signed the record.
+    function recordConsumption(
+        ConsumptionRecord calldata record,
+        bytes calldata merchantSignature,
+        bytes calldata consumerSignature
+    ) external;
+
+    /// @notice Records many consumptions at once, all or nothing.
+    /// @dev As {recordConsumption}, for each record in order.
+    function recordConsumptionBatch(
+        ConsumptionRecord[] calldata records,
+        bytes[] calldata merchantSignatures,
+        bytes[] calldata consumerSignatures
+    ) external;
+
+    /// @notice Cancels an unused plan within its cooling-off period: the whole payment is refunded.
+    /// @dev Emits {RefundGranted} and {AgreementClosed}. The upfront share already released becomes
+    /// `merchantOwed`.
+    /// Requirements: the caller is the merchant or an operator; the consumer signed a
+    /// `ConsumerRequest` (CoolingOff) not past its deadline; the plan is Active, unused, and
+    /// within the template's cooling-off days of funding.
+    function cancelInCoolingOff(bytes32 agreementId, uint64 deadline, bytes calldata consumerSignature) external;
+
+    /// @notice Ends a plan early at the consumer's request, refunding by the template's formula.
+    /// @dev Emits {RefundGranted}, {FundsReleased} for any custody left over, and {AgreementClosed}.
+    /// Requirements: the caller is the merchant or an operator; the consumer signed a
+    /// `ConsumerRequest` (Terminate) not past its deadline; the plan is Active.
+    function terminate(bytes32 agreementId, uint64 deadline, bytes calldata consumerSignature) external;
+
+    /// @notice Closes an expired plan; unused value is refunded by the template's formula.
+    /// @dev Emits {AgreementClosed} (and refund events for an Active plan).
+    /// Requirements: the caller is a member; the plan is Signed or Active and past its expiry.
+    function expire(bytes32 agreementId) external;
+
+    /// @notice Settles plans of a defaulted merchant: refunds from custody first, the shortfall
+    /// as an insurance claim.
+    /// @dev Emits {RefundGranted} and {AgreementClosed} per plan. Plans already closed are skipped.
+    /// Requirements: the caller is a member; each plan's merchant is Defaulted.
+    function settleDefault(bytes32[] calldata agreementIds) external;
+
+    /// @notice Records the bank's confirmation that it paid a release or a refund.
+    /// @dev Emits {PayoutConfirmed}.
+    /// Requirements: the caller is an oracle; a valid bank-feed report about the agreement carrying
+    /// keccak256(abi.encode(payout)); the bank reference is new; the amount is positive and within
+    /// what the payee is entitled to and not yet paid.
+    function confirmPayout(PayoutReport calldata payout, IOracleHub.Report calldata report, bytes[] calldata signatures)
+        external;
+
+    /// @notice What terminating the plan now would refund: total, from custody, and the shortfall.
+    function previewRefund(bytes32 agreementId)
+        external
+        view
+        returns (uint128 refund, uint128 fromCustody, uint128 shortfall);
+
+    /// @notice The agreement `agreementId`.
+    function getAgreement(bytes32 agreementId) external view returns (Agreement memory);
+
+    /// @notice The money of agreement `agreementId`.
+    function getLedger(bytes32 agreementId) external view returns (Ledger memory);
+
+    /// @notice The id (EIP-712 digest) the terms would get.
+    function agreementDigest(AgreementTerms calldata terms) external view returns (bytes32);
+
+    /// @notice The EIP-712 digest of a consumption record.
+    function recordDigest(ConsumptionRecord calldata record) external view returns (bytes32);
+
+    /// @notice The EIP-712 digest of a consumer request.
+    function requestDigest(bytes32 agreementId, ConsumerAction action, uint64 deadline)
+        external
+        view
+        returns (bytes32);
+
+    /// @notice How many agreements `merchant` has.
+    function agreementCount(address merchant) external view returns (uint256);
+
+    /// @notice `merchant`'s agreement ids from `offset`, at most `limit`.
+    function agreementsOf(address merchant, uint256 offset, uint256 limit) external view returns (bytes32[] memory);
+
+    /// @notice Whether the bank reference was already reported.
+    function isBankReferenceUsed(bytes32 bankReference) external view returns (bool);
+}

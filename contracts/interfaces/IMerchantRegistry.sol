@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IOracleHub} from "./IOracleHub.sol";
+
+/// @title IMerchantRegistry
+/// @notice Merchant onboarding, business-licence attestations, status and risk tier.
+/// @dev A merchant may sell new plans only while approved, licensed, and not in the blocked tier.
+interface IMerchantRegistry {
+    /// @notice A merchant's standing on the platform.
+    enum MerchantStatus {
+        None,
+        Applied,
+        Approved,
+        Suspended,
+        Revoked,
+        Defaulted
+    }
+
+    /// @notice The business licence's status in the registry.
+    enum LicenceStatus {
+        Unknown,
+        Active,
+        Revoked,
+        Cancelled,
+        InDeregistration
+    }
+
+    /// @notice Risk tiers; a higher tier raises the custody floor, `Blocked` stops new sales.
+    enum RiskTier {
+        Low,
+        Medium,
+        High,
+        Blocked
+    }
+
+    /// @notice A merchant's record. Personal and business data stay off chain: only hashes here.
+    struct Merchant {
+        MerchantStatus status;
+        RiskTier tier;
+        LicenceStatus licence;
+        uint16 licenceFlags;
+        uint64 licensedSince;
+        uint64 licenceCheckedAt;
+        bytes32 industry;
+        bytes32 usccHash;
+        bytes32 nameHash;
+        bytes32 receivingAccountHash;
+    }
+
+    /// @notice The licence oracle's signed finding about a merchant.
+    /// @param merchant The merchant's account.
+    /// @param status The licence status in the registry.
+    /// @param licensedSince When the licence was issued (unix seconds).
+    /// @param flags Problems found: bit 0 abnormal operations list, bit 1 dishonest debtor list,
+    /// bit 2 name mismatch, bit 3 business scope does not cover the industry.
+    /// @param checkedAt When the registry was queried.
+    /// @param responseHash SHA-256 of the registry's raw response, kept off chain as evidence.
+    struct LicenceAttestation {
+        address merchant;
+        LicenceStatus status;
+        uint64 licensedSince;
+        uint16 flags;
+        uint64 checkedAt;
+        bytes32 responseHash;
+    }
+
+    /// @notice The risk oracle's signed tier for a merchant.
+    struct RiskReport {
+        address merchant;
+        RiskTier tier;
+        uint32 score;
+        bytes32 signalsHash;
+    }
+
+    /// @notice The caller may not do this.
+    error MerchantRegistryUnauthorized(address caller);
+    /// @notice The merchant is in `status`, which does not allow the action.
+    error MerchantRegistryInvalidStatus(address merchant, MerchantStatus status);
+    /// @notice The merchant's licence does not allow approval.
+    error MerchantRegistryLicenceNotValid(address merchant, LicenceStatus status, uint16 flags, uint64 licensedSince);
+    /// @notice The report's feed, subject or payload does not match what it claims to carry.
+    error MerchantRegistryReportMismatch(bytes32 expectedPayloadHash, bytes32 gotPayloadHash);
+    /// @notice A required hash or the industry is zero.
+    error MerchantRegistryMissingField(string field);
+    /// @notice Basis points above 10000, or custody floors not rising with the tier.
+    error MerchantRegistryInvalidCustodyFloor(RiskTier tier, uint16 bps);
+
+    /// @notice Emitted when a merchant applied.
+    event MerchantApplied(
+        address indexed merchant, bytes32 indexed usccHash, bytes32 indexed industry, bytes32 nameHash,
+        bytes32 receivingAccountHash
+    );
+    /// @notice Emitted when a licence attestation was recorded.
+    event LicenceAttested(
+        address indexed merchant, LicenceStatus indexed status, uint16 flags, uint64 licensedSince,
+        uint64 checkedAt, bytes32 responseHash
+    );
+    /// @notice Emitted when a merchant's status changed; `reasonHash` points at the off-chain reason.
+    event MerchantStatusChanged(
+        address indexed merchant, MerchantStatus indexed previous, MerchantStatus indexed current, bytes32 reasonHash
+    );
+    /// @notice Emitted when a merchant's risk tier changed.
+    event RiskTierChanged(address indexed merchant, RiskTier indexed previous, RiskTier indexed current, uint32 score);
+    /// @notice Emitted when a merchant changed its receiving account (a risk signal).
+    event ReceivingAccountChanged(address indexed merchant, bytes32 previousHash, bytes32 currentHash);
+    /// @notice Emitted when a tier's custody floor changed.
+    event CustodyFloorSet(RiskTier indexed tier, uint16 bps);
+    /// @notice Emitted when the minimum licence age changed.
+    event MinLicenceAgeSet(uint64 secondsRequired);
+
+    /// @notice A merchant account applies to sell prepaid plans.
+    /// @dev Emits {MerchantApplied}. Requirements: the caller holds the Merchant role and has not
+    /// applied before; no field is zero.
+    /// @param usccHash Hash of the unified social credit code.
+    /// @param nameHash Hash of the legal name.
+    /// @param industry The industry, e.g. keccak256("training").
+    /// @param receivingAccountHash Hash of the bank account that receives released money.
+    function applyAsMerchant(bytes32 usccHash, bytes32 nameHash, bytes32 industry, bytes32 receivingAccountHash)
+        external;
+
+    /// @notice Records the licence oracle's attestation; a failing licence suspends an approved merchant at once.
+    /// @dev Emits {LicenceAttested}, and {MerchantStatusChanged} when it suspends.
+    /// Requirements: the caller is an oracle; the report is a valid licence-feed report whose subject
+    /// is the merchant and whose payload hash is keccak256(abi.encode(attestation)).
+    function attestLicence(
+        LicenceAttestation calldata attestation,
+        IOracleHub.Report calldata report,
+        bytes[] calldata signatures
+    ) external;
+
+    /// @notice Approves an applied (or reinstates a suspended) merchant with a valid licence.
+    /// @dev Emits {MerchantStatusChanged}. Requirements: the caller is a regulator; the merchant is
+    /// Applied or Suspended; the licence is active, unflagged and old enough.
+    function approve(address merchant, bytes32 reasonHash) external;
+
+    /// @notice Suspends new sales of an approved merchant; existing plans continue.
+    /// @dev Emits {MerchantStatusChanged}. Requirements: the caller is a regulator; the merchant is Approved.
+    function suspend(address merchant, bytes32 reasonHash) external;
+
+    /// @notice Removes a merchant from the platform for good; its plans stop.
+    /// @dev Emits {MerchantStatusChanged}. Requirements: the caller is a regulator; the merchant is
+    /// Applied, Approved or Suspended.
+    function revoke(address merchant, bytes32 reasonHash) external;
+
+    /// @notice Declares the merchant in default: its plans stop and become refundable.
+    /// @dev Emits {MerchantStatusChanged}. Requirements: the caller is a regulator; the merchant is
+    /// Approved, Suspended or Revoked.
+    function declareDefault(address merchant, bytes32 reasonHash) external;
+
+    /// @notice Sets a merchant's risk tier by the regulator's decision.
+    /// @dev Emits {RiskTierChanged}. Requirements: the caller is a regulator; the merchant exists.
+    function setRiskTier(address merchant, RiskTier tier, bytes32 reasonHash) external;
+
+    /// @notice Sets a merchant's risk tier from the risk feed.
+    /// @dev Emits {RiskTierChanged}. Requirements: the caller is an oracle; a valid risk-feed report
+    /// whose subject is the merchant and whose payload hash is keccak256(abi.encode(riskReport)).
+    function reportRisk(RiskReport calldata riskReport, IOracleHub.Report calldata report, bytes[] calldata signatures)
+        external;
+
+    /// @notice The merchant points releases at a new receiving account.
+    /// @dev Emits {ReceivingAccountChanged}. Requirements: the caller is an applied merchant; hash not zero.
+    function changeReceivingAccount(bytes32 receivingAccountHash) external;
+
+    /// @notice Sets the custody floor of a tier.
+    /// @dev Emits {CustodyFloorSet}. Requirements: the caller is a regulator; floors stay within
+    /// 0..10000 and do not fall as the tier rises.
+    function setCustodyFloor(RiskTier tier, uint16 bps) external;
+
+    /// @notice Sets how long a licence must have existed before a merchant is approved or sells.
+    /// @dev Emits {MinLicenceAgeSet}. Requirements: the caller is a regulator.
+    function setMinLicenceAge(uint64 secondsRequired) external;
+
+    /// @notice Whether `merchant` may sell new plans now.
+    function canSell(address merchant) external view returns (bool);
+
+    /// @notice Whether the merchant's licence is active, unflagged and old enough now.
+    function licenceValid(address merchant) external view returns (bool);
+
+    /// @notice The custody ratio for a new plan: the template's minimum raised to the tier's floor.
+    function custodyRatioBps(address merchant, uint16 templateMinBps) external view returns (uint16);
+
+    /// @notice The merchant's record.
+    function getMerchant(address merchant) external view returns (Merchant memory);
+
+    /// @notice The custody floor of `tier`, in basis points.
+    function custodyFloor(RiskTier tier) external view returns (uint16);
+
+    /// @notice The minimum licence age in seconds.
+    function minLicenceAge() external view returns (uint64);
+}
