@@ -1,0 +1,1 @@
+"""The chain package: compiler, config and client for Yufu's contracts."""
