@@ -14,7 +14,7 @@ contract TemplateRegistry is ITemplateRegistry {
     IMembership private immutable _membership;
     IEvidenceRegistry private immutable _evidence;
     mapping(uint64 templateId => Template) private _templates;
-    mapping(bytes32 industry => mapping(uint32 version => bool)) private _versionTaken;
+    mapping(bytes32 documentHash => uint64 templateId) private _templateOfDocument;
     uint64 private _count;
 
     constructor(IMembership membership, IEvidenceRegistry evidence) {
@@ -37,9 +37,9 @@ contract TemplateRegistry is ITemplateRegistry {
         if (terms.maxTermDays == 0) revert TemplateRegistryInvalidTerm("maxTermDays", 0);
         if (terms.minCustodyBps > FULL_BPS) revert TemplateRegistryInvalidTerm("minCustodyBps", terms.minCustodyBps);
         if (terms.refundRoundingFen == 0) revert TemplateRegistryInvalidTerm("refundRoundingFen", 0);
-        if (_versionTaken[terms.industry][terms.version]) {
-            revert TemplateRegistryDuplicateVersion(terms.industry, terms.version);
-        }
+        if (terms.documentHash == bytes32(0)) revert TemplateRegistryInvalidTerm("documentHash", 0);
+        uint64 existing = _templateOfDocument[terms.documentHash];
+        if (existing != 0) revert TemplateRegistryDuplicateDocument(terms.documentHash, existing);
 
         // Effects
         templateId = ++_count;
@@ -55,7 +55,7 @@ contract TemplateRegistry is ITemplateRegistry {
         stored.refundRule = terms.refundRule;
         stored.refundRoundingFen = terms.refundRoundingFen;
         stored.active = true;
-        _versionTaken[terms.industry][terms.version] = true;
+        _templateOfDocument[terms.documentHash] = templateId;
         emit TemplateRegistered(
             templateId,
             terms.industry,
@@ -71,11 +71,7 @@ contract TemplateRegistry is ITemplateRegistry {
         );
 
         // Interactions
-        _evidence.anchor(
-            keccak256(abi.encode(templateId, terms.documentHash)),
-            EvidenceKinds.TEMPLATE_REGISTERED,
-            bytes32(uint256(templateId))
-        );
+        _evidence.anchor(terms.documentHash, EvidenceKinds.TEMPLATE_REGISTERED, bytes32(uint256(templateId)));
     }
 
     /// @inheritdoc ITemplateRegistry
@@ -87,6 +83,11 @@ contract TemplateRegistry is ITemplateRegistry {
     /// @inheritdoc ITemplateRegistry
     function getTemplate(uint64 templateId) external view returns (Template memory) {
         return _existing(templateId);
+    }
+
+    /// @inheritdoc ITemplateRegistry
+    function templateOfDocument(bytes32 documentHash) external view returns (uint64) {
+        return _templateOfDocument[documentHash];
     }
 
     /// @inheritdoc ITemplateRegistry

@@ -44,8 +44,8 @@ interface ITemplateRegistry {
     error TemplateRegistryUnauthorized(address caller);
     /// @notice No template has this id.
     error TemplateRegistryUnknownTemplate(uint64 templateId);
-    /// @notice The template's industry already has this version.
-    error TemplateRegistryDuplicateVersion(bytes32 industry, uint32 version);
+    /// @notice A template with this document is registered already.
+    error TemplateRegistryDuplicateDocument(bytes32 documentHash, uint64 templateId);
     /// @notice A term is out of range; `term` names it.
     error TemplateRegistryInvalidTerm(string term, uint256 value);
 
@@ -67,11 +67,12 @@ interface ITemplateRegistry {
     event TemplateActiveSet(uint64 indexed templateId, bool active);
 
     /// @notice Registers a template; it is active at once.
-    /// @dev Emits {TemplateRegistered}. Anchors the document hash as evidence.
+    /// @dev Emits {TemplateRegistered}. Anchors the document hash as evidence, so a court can
+    /// look the standard contract's text up by its hash.
     /// Requirements:
     /// - The caller is a regulator.
     /// - `maxAmount`, `maxTermDays`, `refundRoundingFen` are positive; `minCustodyBps <= 10000`.
-    /// - The industry has no template with the same version.
+    /// - The document hash is not zero and no other template has it.
     /// @param terms The terms; `active` is ignored.
     /// @return templateId The new template's id, counting from 1.
     function registerTemplate(Template calldata terms) external returns (uint64 templateId);
@@ -82,6 +83,9 @@ interface ITemplateRegistry {
 
     /// @notice The template `templateId`. Reverts with {TemplateRegistryUnknownTemplate} if none.
     function getTemplate(uint64 templateId) external view returns (Template memory);
+
+    /// @notice The template registered with `documentHash`, zero if none.
+    function templateOfDocument(bytes32 documentHash) external view returns (uint64);
 
     /// @notice How many templates exist.
     function templateCount() external view returns (uint64);

@@ -1,0 +1,308 @@
+"""The steps of a prepaid plan's life, played with the devnet's keys.
+
+``PlanDesk`` strings the client's calls together the way the parties do in real life: the
+regulator onboards a merchant, merchant and consumer sign, the bank feed reports the payment,
+merchant and consumer sign each consumption, and so on. The demo (``make run``), the gas report
+and the tests all use it, so each step is written once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eth_account import Account
+
+from chain import messages as m
+from chain.client import TxResult, YufuClient
+from chain.config import DevnetConfig
+from chain.deploy import DeployedSystem, feed_id
+
+SECONDS_PER_DAY: int = 86_400
+# A licence issued this long before onboarding passes the six-month minimum comfortably.
+DEFAULT_LICENCE_AGE_DAYS: int = 400
+# How long a consumer's signed request stays valid.
+REQUEST_LIFETIME_SECONDS: int = 3_600
+
+
+def sha256(data: bytes | str) -> bytes:
+    """SHA-256 of bytes or of a UTF-8 string."""
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).digest()
+
+
+@dataclass(frozen=True)
+class SignedAgreement:
+    """Terms and both parties' signatures, ready to submit."""
+
+    terms: m.AgreementTerms
+    merchant_signature: bytes
+    consumer_signature: bytes
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """A consumption record and both parties' signatures, ready to submit."""
+
+    record: m.ConsumptionRecord
+    merchant_signature: bytes
+    consumer_signature: bytes
+
+
+class PlanDesk:
+    """Plays the parties of the devnet configuration against a deployed system."""
+
+    def __init__(self, system: DeployedSystem, config: DevnetConfig) -> None:
+        self.system = system
+        self.config = config
+        self.client: YufuClient = system.client
+        organisations = config.organisations
+        self.regulator_key = config.regulator.key.private_key
+        self.operator_key = organisations["operator"].key.private_key
+        self.insurer_key = organisations["insurer"].key.private_key
+        self.bank_oracle_key = organisations["bank_feed"].key.private_key
+        self.licence_oracle_key = organisations["licence_feed"].key.private_key
+        self.risk_oracle_key = organisations["risk_feed"].key.private_key
+        feeds = config.oracle_feeds
+        self.bank_signers = [s.private_key for s in feeds["bank_feed"].signers]
+        self.licence_signers = [s.private_key for s in feeds["licence_feed"].signers]
+        self.risk_signers = [s.private_key for s in feeds["risk_feed"].signers]
+        self._bank_sequence = 0
+
+    # ------------------------------------------------------------ onboarding
+
+    def admit_merchant(self, merchant_key: str, name: str) -> TxResult:
+        """The regulator admits a merchant's account as a member."""
+        address = Account.from_key(merchant_key).address
+        return self.client.admit(
+            self.regulator_key, address, m.Role.MERCHANT, m.organisation_id(f"merchant.{name}")
+        )
+
+    def apply(self, merchant_key: str, uscc: str, name: str, industry: str) -> TxResult:
+        """The merchant applies with hashes of its code, name and receiving account."""
+        return self.client.apply_as_merchant(
+            merchant_key,
+            sha256(uscc),
+            sha256(name),
+            m.industry_id(industry),
+            sha256(f"custody-receiving-account:{uscc}"),
+        )
+
+    def attest_licence(
+        self,
+        merchant: str,
+        *,
+        status: m.LicenceStatus = m.LicenceStatus.ACTIVE,
+        flags: int = 0,
+        licensed_since: int | None = None,
+        signer_keys: Sequence[str] | None = None,
+    ) -> TxResult:
+        """The licence feed attests a merchant's licence (active and old enough by default)."""
+        now = self.client.latest_timestamp()
+        attestation = m.LicenceAttestation(
+            merchant=merchant,
+            status=status,
+            licensed_since=(
+                now - DEFAULT_LICENCE_AGE_DAYS * SECONDS_PER_DAY
+                if licensed_since is None
+                else licensed_since
+            ),
+            flags=flags,
+            checked_at=now,
+            response_hash=sha256(f"registry-response:{merchant}:{now}:{status}:{flags}"),
+        )
+        report, signatures = self.client.make_report(
+            feed_id("licence_feed"),
+            m.address_subject(merchant),
+            attestation,
+            self.licence_signers if signer_keys is None else signer_keys,
+        )
+        return self.client.attest_licence(self.licence_oracle_key, attestation, report, signatures)
+
+    def onboard(self, merchant_key: str, uscc: str, name: str, industry: str) -> str:
+        """Admit, apply, attest the licence and approve; returns the merchant's address."""
+        address = Account.from_key(merchant_key).address
+        self.admit_merchant(merchant_key, name)
+        self.apply(merchant_key, uscc, name, industry)
+        self.attest_licence(address)
+        self.client.approve_merchant(self.regulator_key, address, sha256(f"approval:{uscc}"))
+        return address
+
+    # ------------------------------------------------------------ signing
+
+    def sign_agreement(
+        self,
+        merchant_key: str,
+        consumer_key: str,
+        template_id: int,
+        *,
+        units: int,
+        unit_price: int,
+        bonus: int = 0,
+        term_days: int = 60,
+        salt: bytes | None = None,
+        document: str | None = None,
+    ) -> SignedAgreement:
+        """Merchant and consumer sign a plan; total paid = units × unit price − bonus."""
+        merchant = Account.from_key(merchant_key).address
+        consumer = Account.from_key(consumer_key).address
+        salt = os.urandom(32) if salt is None else salt
+        terms = m.AgreementTerms(
+            merchant=merchant,
+            consumer=consumer,
+            template_id=template_id,
+            document_hash=sha256(document or f"filled contract {salt.hex()}"),
+            units=units,
+            unit_price=unit_price,
+            total_paid=units * unit_price - bonus,
+            bonus=bonus,
+            expiry=self.client.latest_timestamp() + term_days * SECONDS_PER_DAY,
+            salt=salt,
+        )
+        domain = self.client.book_domain()
+        return SignedAgreement(terms, terms.sign(merchant_key, domain), terms.sign(consumer_key, domain))
+
+    def open(self, signed: SignedAgreement, submitter_key: str | None = None) -> tuple[bytes, TxResult]:
+        """Submit a signed plan (by the operator unless told otherwise)."""
+        return self.client.open_agreement(
+            submitter_key or self.operator_key,
+            signed.terms,
+            signed.merchant_signature,
+            signed.consumer_signature,
+        )
+
+    # ------------------------------------------------------------ bank feed
+
+    def next_bank_reference(self) -> bytes:
+        """A fresh bank reference, as the bank's statement would carry one."""
+        self._bank_sequence += 1
+        return sha256(f"bank-reference:{self._bank_sequence}:{os.urandom(8).hex()}")
+
+    def fund(
+        self,
+        agreement_id: bytes,
+        amount: int,
+        *,
+        bank_reference: bytes | None = None,
+        signer_keys: Sequence[str] | None = None,
+    ) -> TxResult:
+        """The bank feed reports the consumer's payment into custody."""
+        funding = m.FundingReport(
+            agreement_id=agreement_id,
+            amount=amount,
+            bank_reference=bank_reference or self.next_bank_reference(),
+            paid_at=self.client.latest_timestamp(),
+        )
+        report, signatures = self.client.make_report(
+            feed_id("bank_feed"),
+            agreement_id,
+            funding,
+            self.bank_signers if signer_keys is None else signer_keys,
+        )
+        return self.client.confirm_funding(self.bank_oracle_key, funding, report, signatures)
+
+    def confirm_payout(
+        self, agreement_id: bytes, payee: m.Payee, amount: int, *, bank_reference: bytes | None = None
+    ) -> TxResult:
+        """The bank feed reports that it paid a release or refund."""
+        payout = m.PayoutReport(
+            agreement_id=agreement_id,
+            payee=payee,
+            amount=amount,
+            bank_reference=bank_reference or self.next_bank_reference(),
+            instruction_id=sha256(f"instruction:{agreement_id.hex()}:{payee}:{amount}:{os.urandom(4).hex()}"),
+        )
+        report, signatures = self.client.make_report(
+            feed_id("bank_feed"), agreement_id, payout, self.bank_signers
+        )
+        return self.client.confirm_payout(self.bank_oracle_key, payout, report, signatures)
+
+    # ------------------------------------------------------------ consumption
+
+    def sign_record(
+        self,
+        agreement_id: bytes,
+        sequence: int,
+        merchant_key: str,
+        consumer_key: str,
+        *,
+        units: int = 1,
+        unit_price: int | None = None,
+        consumed_at: int | None = None,
+    ) -> SignedRecord:
+        """Merchant writes and consumer confirms one consumption record."""
+        if unit_price is None:
+            unit_price = self.client.get_agreement(agreement_id).unit_price
+        record = m.ConsumptionRecord(
+            agreement_id=agreement_id,
+            sequence=sequence,
+            units=units,
+            amount=units * unit_price,
+            consumed_at=self.client.latest_timestamp() if consumed_at is None else consumed_at,
+            receipt_hash=sha256(f"receipt:{agreement_id.hex()}:{sequence}"),
+        )
+        domain = self.client.book_domain()
+        return SignedRecord(record, record.sign(merchant_key, domain), record.sign(consumer_key, domain))
+
+    def consume(self, signed: SignedRecord, submitter_key: str | None = None) -> TxResult:
+        """Submit one signed consumption record."""
+        return self.client.record_consumption(
+            submitter_key or self.operator_key,
+            signed.record,
+            signed.merchant_signature,
+            signed.consumer_signature,
+        )
+
+    def consume_batch(self, batch: Sequence[SignedRecord], submitter_key: str | None = None) -> TxResult:
+        """Submit many signed consumption records in one transaction."""
+        return self.client.record_consumption_batch(
+            submitter_key or self.operator_key,
+            [signed.record for signed in batch],
+            [signed.merchant_signature for signed in batch],
+            [signed.consumer_signature for signed in batch],
+        )
+
+    # ------------------------------------------------------------ ending plans
+
+    def consumer_request(
+        self, agreement_id: bytes, consumer_key: str, action: m.ConsumerAction
+    ) -> tuple[int, bytes]:
+        """The consumer signs a cooling-off or termination request; returns deadline and signature."""
+        deadline = self.client.latest_timestamp() + REQUEST_LIFETIME_SECONDS
+        request = m.ConsumerRequest(agreement_id, action, deadline)
+        return deadline, request.sign(consumer_key, self.client.book_domain())
+
+    def cool_off(self, agreement_id: bytes, consumer_key: str) -> TxResult:
+        """The consumer cancels within the cooling-off period."""
+        deadline, signature = self.consumer_request(agreement_id, consumer_key, m.ConsumerAction.COOLING_OFF)
+        return self.client.cancel_in_cooling_off(self.operator_key, agreement_id, deadline, signature)
+
+    def terminate(self, agreement_id: bytes, consumer_key: str) -> TxResult:
+        """The consumer ends the plan early."""
+        deadline, signature = self.consumer_request(agreement_id, consumer_key, m.ConsumerAction.TERMINATE)
+        return self.client.terminate(self.operator_key, agreement_id, deadline, signature)
+
+    def write_policy(self, merchant: str, coverage_limit: int, days: int = 365) -> int:
+        """The insurer writes a performance bond on a merchant; returns the policy id."""
+        now = self.client.latest_timestamp()
+        policy_id, _ = self.client.write_policy(
+            self.insurer_key,
+            merchant,
+            coverage_limit,
+            now - SECONDS_PER_DAY,
+            now + days * SECONDS_PER_DAY,
+            sha256(f"policy:{merchant}:{now}"),
+        )
+        return policy_id
+
+    def file_complaint(self, agreement_id: bytes, consumer_key: str, text: str) -> int:
+        """The consumer complains; the operator files it. Returns the complaint id."""
+        evidence = sha256(text)
+        deadline = self.client.latest_timestamp() + REQUEST_LIFETIME_SECONDS
+        request = m.ComplaintRequest(agreement_id, evidence, deadline)
+        signature = request.sign(consumer_key, self.client.complaints_domain())
+        complaint_id, _ = self.client.file_complaint(
+            self.operator_key, agreement_id, evidence, deadline, signature
+        )
+        return complaint_id
