@@ -215,7 +215,7 @@ def _members(organisations: Iterable[Organisation], regulator: Organisation) -> 
     return [organisation for organisation in organisations if organisation.address != regulator.address]
 
 
-def fund_accounts(w3: Web3, addresses: Iterable[str], amount_wei: int = 10**21) -> None:
+def fund_accounts(w3: Web3, addresses: Iterable[str], amount_wei: int = 10**20) -> None:
     """Give accounts gas money from the node's first unlocked account (test chains only).
 
     eth-tester and anvil fund a set of unlocked accounts at genesis; the Yufu node funds the
