@@ -9,22 +9,20 @@ name and decoded arguments, and receipts come back with their Yufu events decode
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
-
-import ast
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_account import Account
+from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
 from eth_utils import function_abi_to_4byte_selector, keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
-
-from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
 
 from chain import messages as m
 from chain import views as v
@@ -123,7 +121,7 @@ def _error_table() -> dict[bytes, tuple[str, list[str]]]:
         for entry in abi_of(name):
             if entry.get("type") == "error":
                 types = [_abi_type(item) for item in entry.get("inputs", [])]
-                selector = function_abi_to_4byte_selector(entry)
+                selector = function_abi_to_4byte_selector(cast(Any, entry))
                 table[selector] = (entry["name"], types)
     return table
 
@@ -198,8 +196,8 @@ class YufuClient:
     def _contract(self, name: str, address: str) -> Contract:
         return self.w3.eth.contract(address=to_checksum_address(address), abi=list(abi_of(name)))
 
-    def _index_events(self) -> dict[bytes, Contract]:
-        table: dict[bytes, Contract] = {}
+    def _index_events(self) -> dict[bytes, tuple[Contract, str]]:
+        table: dict[bytes, tuple[Contract, str]] = {}
         for contract in (
             self.membership,
             self.evidence,
@@ -210,10 +208,10 @@ class YufuClient:
             self.book,
             self.complaints,
         ):
-            for entry in contract.abi:
+            for entry in cast(list[dict[str, Any]], contract.abi):
                 if entry.get("type") == "event":
-                    signature = f"{entry['name']}({','.join(_abi_type(i) for i in entry['inputs'])})"
-                    table[keccak(text=signature)] = contract
+                    types = ",".join(_abi_type(item) for item in entry["inputs"])
+                    table[keccak(text=f"{entry['name']}({types})")] = (contract, entry["name"])
         return table
 
     def call(self, function: Any) -> Any:
@@ -255,7 +253,9 @@ class YufuClient:
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1:
-            raise TransactionFailed(f"transaction 0x{bytes(tx_hash).hex()} failed in block {receipt['blockNumber']}")
+            raise TransactionFailed(
+                f"transaction 0x{bytes(tx_hash).hex()} failed in block {receipt['blockNumber']}"
+            )
         return TxResult(
             tx_hash="0x" + bytes(tx_hash).hex(),
             block_number=receipt["blockNumber"],
@@ -269,18 +269,14 @@ class YufuClient:
         for log in logs:
             if not log["topics"]:
                 continue
-            contract = self._events_by_topic.get(bytes(log["topics"][0]))
-            if contract is None or to_checksum_address(log["address"]) != contract.address:
+            known = self._events_by_topic.get(bytes(log["topics"][0]))
+            if known is None or to_checksum_address(log["address"]) != known[0].address:
                 continue
-            for event_type in contract.events:
-                try:
-                    decoded = event_type().process_log(log)
-                except Exception:  # noqa: BLE001 - web3 raises several types on a mismatch
-                    continue
-                events.append(
-                    Event(decoded["event"], dict(decoded["args"]), decoded["address"], decoded["logIndex"])
-                )
-                break
+            contract, name = known
+            decoded = contract.events[name]().process_log(log)
+            events.append(
+                Event(name, dict(decoded["args"]), decoded["address"], decoded["logIndex"])
+            )
         return events
 
     # ------------------------------------------------------------ EIP-712 domains
@@ -299,9 +295,13 @@ class YufuClient:
 
     # ------------------------------------------------------------ Membership
 
-    def admit(self, regulator_key: str, account: str, role: m.Role, organisation: bytes) -> TxResult:
+    def admit(
+        self, regulator_key: str, account: str, role: m.Role, organisation: bytes
+    ) -> TxResult:
         """Grant ``role`` to ``account`` acting for ``organisation``."""
-        return self.transact(regulator_key, self.membership.functions.admit(account, role, organisation))
+        return self.transact(
+            regulator_key, self.membership.functions.admit(account, role, organisation)
+        )
 
     def remove(self, regulator_key: str, account: str, role: m.Role) -> TxResult:
         """Take ``role`` from ``account``."""
@@ -327,7 +327,9 @@ class YufuClient:
 
     # ------------------------------------------------------------ EvidenceRegistry
 
-    def anchor(self, sender_key: str, digest: bytes, kind: m.EvidenceKind, subject: bytes) -> TxResult:
+    def anchor(
+        self, sender_key: str, digest: bytes, kind: m.EvidenceKind, subject: bytes
+    ) -> TxResult:
         """Anchor a hash as evidence."""
         return self.transact(sender_key, self.evidence.functions.anchor(digest, kind, subject))
 
@@ -360,7 +362,9 @@ class YufuClient:
 
     def set_report_consumer(self, regulator_key: str, consumer: str, allowed: bool) -> TxResult:
         """Allow or disallow a contract to consume oracle reports."""
-        return self.transact(regulator_key, self.oracle_hub.functions.setConsumer(consumer, allowed))
+        return self.transact(
+            regulator_key, self.oracle_hub.functions.setConsumer(consumer, allowed)
+        )
 
     def set_max_report_age(self, regulator_key: str, seconds: int) -> TxResult:
         """Set the maximum age of an oracle report."""
@@ -399,7 +403,7 @@ class YufuClient:
             config_version=(
                 self.feed_config(feed).version if config_version is None else config_version
             ),
-            payload_hash=payload.payload_hash(),
+            payload_hash=payload.abi_hash(),
         )
         return report, report.sign_by(list(signer_keys), self.hub_domain())
 
@@ -411,7 +415,9 @@ class YufuClient:
 
     def register_template(self, regulator_key: str, terms: v.Template) -> tuple[int, TxResult]:
         """Register a template; returns its id."""
-        result = self.transact(regulator_key, self.templates.functions.registerTemplate(terms.as_abi()))
+        result = self.transact(
+            regulator_key, self.templates.functions.registerTemplate(terms.as_abi())
+        )
         return int(result.event("TemplateRegistered").args["templateId"]), result
 
     def set_template_active(self, regulator_key: str, template_id: int, active: bool) -> TxResult:
@@ -457,27 +463,39 @@ class YufuClient:
         )
         return self.transact(oracle_key, function)
 
-    def approve_merchant(self, regulator_key: str, merchant: str, reason: bytes = bytes(32)) -> TxResult:
+    def approve_merchant(
+        self, regulator_key: str, merchant: str, reason: bytes = bytes(32)
+    ) -> TxResult:
         """Approve (or reinstate) a merchant."""
         return self.transact(regulator_key, self.merchants.functions.approve(merchant, reason))
 
-    def suspend_merchant(self, regulator_key: str, merchant: str, reason: bytes = bytes(32)) -> TxResult:
+    def suspend_merchant(
+        self, regulator_key: str, merchant: str, reason: bytes = bytes(32)
+    ) -> TxResult:
         """Suspend a merchant's new sales."""
         return self.transact(regulator_key, self.merchants.functions.suspend(merchant, reason))
 
-    def revoke_merchant(self, regulator_key: str, merchant: str, reason: bytes = bytes(32)) -> TxResult:
+    def revoke_merchant(
+        self, regulator_key: str, merchant: str, reason: bytes = bytes(32)
+    ) -> TxResult:
         """Remove a merchant from the platform."""
         return self.transact(regulator_key, self.merchants.functions.revoke(merchant, reason))
 
-    def declare_default(self, regulator_key: str, merchant: str, reason: bytes = bytes(32)) -> TxResult:
+    def declare_default(
+        self, regulator_key: str, merchant: str, reason: bytes = bytes(32)
+    ) -> TxResult:
         """Declare a merchant in default."""
-        return self.transact(regulator_key, self.merchants.functions.declareDefault(merchant, reason))
+        return self.transact(
+            regulator_key, self.merchants.functions.declareDefault(merchant, reason)
+        )
 
     def set_risk_tier(
         self, regulator_key: str, merchant: str, tier: m.RiskTier, reason: bytes = bytes(32)
     ) -> TxResult:
         """Set a merchant's risk tier by decision."""
-        return self.transact(regulator_key, self.merchants.functions.setRiskTier(merchant, tier, reason))
+        return self.transact(
+            regulator_key, self.merchants.functions.setRiskTier(merchant, tier, reason)
+        )
 
     def report_risk(
         self,
@@ -487,12 +505,16 @@ class YufuClient:
         signatures: Sequence[bytes],
     ) -> TxResult:
         """Submit the risk feed's signed tier."""
-        function = self.merchants.functions.reportRisk(risk.as_abi(), report.as_abi(), list(signatures))
+        function = self.merchants.functions.reportRisk(
+            risk.as_abi(), report.as_abi(), list(signatures)
+        )
         return self.transact(oracle_key, function)
 
     def change_receiving_account(self, merchant_key: str, account_hash: bytes) -> TxResult:
         """The merchant points releases at a new account."""
-        return self.transact(merchant_key, self.merchants.functions.changeReceivingAccount(account_hash))
+        return self.transact(
+            merchant_key, self.merchants.functions.changeReceivingAccount(account_hash)
+        )
 
     def set_custody_floor(self, regulator_key: str, tier: m.RiskTier, bps: int) -> TxResult:
         """Set a tier's custody floor."""
@@ -534,7 +556,9 @@ class YufuClient:
         document_hash: bytes,
     ) -> tuple[int, TxResult]:
         """Write a policy on a merchant; returns its id."""
-        function = self.insurance.functions.writePolicy(merchant, coverage_limit, start, end, document_hash)
+        function = self.insurance.functions.writePolicy(
+            merchant, coverage_limit, start, end, document_hash
+        )
         result = self.transact(insurer_key, function)
         return int(result.event("PolicyWritten").args["policyId"]), result
 
@@ -585,7 +609,9 @@ class YufuClient:
         signatures: Sequence[bytes],
     ) -> TxResult:
         """Submit the bank feed's report that a payment arrived in custody."""
-        function = self.book.functions.confirmFunding(funding.as_abi(), report.as_abi(), list(signatures))
+        function = self.book.functions.confirmFunding(
+            funding.as_abi(), report.as_abi(), list(signatures)
+        )
         return self.transact(oracle_key, function)
 
     def record_consumption(
@@ -620,7 +646,9 @@ class YufuClient:
         self, submitter_key: str, agreement_id: bytes, deadline: int, consumer_signature: bytes
     ) -> TxResult:
         """Cancel an unused plan within its cooling-off period."""
-        function = self.book.functions.cancelInCoolingOff(agreement_id, deadline, consumer_signature)
+        function = self.book.functions.cancelInCoolingOff(
+            agreement_id, deadline, consumer_signature
+        )
         return self.transact(submitter_key, function)
 
     def terminate(
@@ -646,7 +674,9 @@ class YufuClient:
         signatures: Sequence[bytes],
     ) -> TxResult:
         """Submit the bank feed's report that a release or refund was paid."""
-        function = self.book.functions.confirmPayout(payout.as_abi(), report.as_abi(), list(signatures))
+        function = self.book.functions.confirmPayout(
+            payout.as_abi(), report.as_abi(), list(signatures)
+        )
         return self.transact(oracle_key, function)
 
     def preview_refund(self, agreement_id: bytes) -> v.RefundPreview:
@@ -691,7 +721,9 @@ class YufuClient:
         result = self.transact(operator_key, function)
         return int(result.event("ComplaintFiled").args["complaintId"]), result
 
-    def answer_complaint(self, merchant_key: str, complaint_id: int, answer_hash: bytes) -> TxResult:
+    def answer_complaint(
+        self, merchant_key: str, complaint_id: int, answer_hash: bytes
+    ) -> TxResult:
         """The merchant answers a complaint."""
         return self.transact(
             merchant_key, self.complaints.functions.answerComplaint(complaint_id, answer_hash)

@@ -16,6 +16,7 @@ from typing import Any
 
 from eth_account import Account
 from web3 import Web3
+from web3.types import Wei
 
 from chain import messages as m
 from chain import views as v
@@ -169,7 +170,9 @@ def deploy_system(w3: Web3, config: DevnetConfig) -> DeployedSystem:
         config.rules.min_licence_age_days * SECONDS_PER_DAY,
     )
     insurance = deploy("InsurancePool", membership, evidence)
-    book = deploy("AgreementBook", membership, templates, merchants, oracle_hub, evidence, insurance)
+    book = deploy(
+        "AgreementBook", membership, templates, merchants, oracle_hub, evidence, insurance
+    )
     complaints = deploy("ComplaintDesk", membership, book, evidence)
     addresses = SystemAddresses(
         membership, evidence, oracle_hub, templates, merchants, insurance, book, complaints
@@ -179,7 +182,9 @@ def deploy_system(w3: Web3, config: DevnetConfig) -> DeployedSystem:
     system_org = m.organisation_id("yufu-system")
     for name, address in addresses.by_contract().items():
         if name != "Membership":
-            steps.append((f"admit {name} as System", client.admit(key, address, m.Role.SYSTEM, system_org)))
+            steps.append(
+                (f"admit {name} as System", client.admit(key, address, m.Role.SYSTEM, system_org))
+            )
     for organisation in _members(config.organisations.values(), regulator):
         steps.append(
             (
@@ -200,19 +205,28 @@ def deploy_system(w3: Web3, config: DevnetConfig) -> DeployedSystem:
             )
         )
     for consumer in (merchants, book):
-        steps.append((f"allow {consumer} to consume reports", client.set_report_consumer(key, consumer, True)))
+        steps.append(
+            (
+                f"allow {consumer} to consume reports",
+                client.set_report_consumer(key, consumer, True),
+            )
+        )
 
     template_ids: dict[tuple[str, str], int] = {}
     for name, template in config.rules.templates.items():
         for industry in template.industries:
-            template_id, result = client.register_template(key, template_terms(config, name, industry))
+            template_id, result = client.register_template(
+                key, template_terms(config, name, industry)
+            )
             template_ids[(name, industry)] = template_id
             steps.append((f"register template {name}/{industry}", result))
     return DeployedSystem(client, template_ids, tuple(steps))
 
 
 def _members(organisations: Iterable[Organisation], regulator: Organisation) -> list[Organisation]:
-    return [organisation for organisation in organisations if organisation.address != regulator.address]
+    return [
+        organisation for organisation in organisations if organisation.address != regulator.address
+    ]
 
 
 def fund_accounts(w3: Web3, addresses: Iterable[str], amount_wei: int = 10**20) -> None:
@@ -223,7 +237,7 @@ def fund_accounts(w3: Web3, addresses: Iterable[str], amount_wei: int = 10**20) 
     """
     funder = w3.eth.accounts[0]
     hashes = [
-        w3.eth.send_transaction({"from": funder, "to": address, "value": amount_wei})
+        w3.eth.send_transaction({"from": funder, "to": address, "value": Wei(amount_wei)})
         for address in addresses
     ]
     for tx_hash in hashes:

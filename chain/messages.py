@@ -218,13 +218,13 @@ class _Message:
 
     def as_abi(self) -> tuple[Any, ...]:
         """The fields as web3 passes a struct argument."""
-        return astuple(self)  # type: ignore[call-overload, no-any-return]
+        return astuple(self)  # type: ignore[call-overload]
 
     def encoded(self) -> bytes:
         """``abi.encode`` of the fields, as the contracts compute it for a payload hash."""
         return abi_encode([kind for kind, _ in self.FIELDS], list(self.as_abi()))
 
-    def payload_hash(self) -> bytes:
+    def abi_hash(self) -> bytes:
         """``keccak256(abi.encode(payload))``: what an oracle report carries."""
         return keccak(self.encoded())
 
@@ -259,7 +259,9 @@ class _Message:
                 "chainId": domain.chain_id,
                 "verifyingContract": to_checksum_address(domain.verifying_contract),
             },
-            "message": {name: value for (_, name), value in zip(self.FIELDS, self.as_abi(), strict=True)},
+            "message": {
+                name: value for (_, name), value in zip(self.FIELDS, self.as_abi(), strict=True)
+            },
         }
 
 

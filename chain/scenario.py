@@ -161,9 +161,13 @@ class PlanDesk:
             salt=salt,
         )
         domain = self.client.book_domain()
-        return SignedAgreement(terms, terms.sign(merchant_key, domain), terms.sign(consumer_key, domain))
+        return SignedAgreement(
+            terms, terms.sign(merchant_key, domain), terms.sign(consumer_key, domain)
+        )
 
-    def open(self, signed: SignedAgreement, submitter_key: str | None = None) -> tuple[bytes, TxResult]:
+    def open(
+        self, signed: SignedAgreement, submitter_key: str | None = None
+    ) -> tuple[bytes, TxResult]:
         """Submit a signed plan (by the operator unless told otherwise)."""
         return self.client.open_agreement(
             submitter_key or self.operator_key,
@@ -203,7 +207,12 @@ class PlanDesk:
         return self.client.confirm_funding(self.bank_oracle_key, funding, report, signatures)
 
     def confirm_payout(
-        self, agreement_id: bytes, payee: m.Payee, amount: int, *, bank_reference: bytes | None = None
+        self,
+        agreement_id: bytes,
+        payee: m.Payee,
+        amount: int,
+        *,
+        bank_reference: bytes | None = None,
     ) -> TxResult:
         """The bank feed reports that it paid a release or refund."""
         payout = m.PayoutReport(
@@ -211,7 +220,9 @@ class PlanDesk:
             payee=payee,
             amount=amount,
             bank_reference=bank_reference or self.next_bank_reference(),
-            instruction_id=sha256(f"instruction:{agreement_id.hex()}:{payee}:{amount}:{os.urandom(4).hex()}"),
+            instruction_id=sha256(
+                f"instruction:{agreement_id.hex()}:{payee}:{amount}:{os.urandom(4).hex()}"
+            ),
         )
         report, signatures = self.client.make_report(
             feed_id("bank_feed"), agreement_id, payout, self.bank_signers
@@ -243,7 +254,9 @@ class PlanDesk:
             receipt_hash=sha256(f"receipt:{agreement_id.hex()}:{sequence}"),
         )
         domain = self.client.book_domain()
-        return SignedRecord(record, record.sign(merchant_key, domain), record.sign(consumer_key, domain))
+        return SignedRecord(
+            record, record.sign(merchant_key, domain), record.sign(consumer_key, domain)
+        )
 
     def consume(self, signed: SignedRecord, submitter_key: str | None = None) -> TxResult:
         """Submit one signed consumption record."""
@@ -254,7 +267,9 @@ class PlanDesk:
             signed.consumer_signature,
         )
 
-    def consume_batch(self, batch: Sequence[SignedRecord], submitter_key: str | None = None) -> TxResult:
+    def consume_batch(
+        self, batch: Sequence[SignedRecord], submitter_key: str | None = None
+    ) -> TxResult:
         """Submit many signed consumption records in one transaction."""
         return self.client.record_consumption_batch(
             submitter_key or self.operator_key,
@@ -268,19 +283,25 @@ class PlanDesk:
     def consumer_request(
         self, agreement_id: bytes, consumer_key: str, action: m.ConsumerAction
     ) -> tuple[int, bytes]:
-        """The consumer signs a cooling-off or termination request; returns deadline and signature."""
+        """The consumer signs a cooling-off or termination request; returns deadline, signature."""
         deadline = self.client.latest_timestamp() + REQUEST_LIFETIME_SECONDS
         request = m.ConsumerRequest(agreement_id, action, deadline)
         return deadline, request.sign(consumer_key, self.client.book_domain())
 
     def cool_off(self, agreement_id: bytes, consumer_key: str) -> TxResult:
         """The consumer cancels within the cooling-off period."""
-        deadline, signature = self.consumer_request(agreement_id, consumer_key, m.ConsumerAction.COOLING_OFF)
-        return self.client.cancel_in_cooling_off(self.operator_key, agreement_id, deadline, signature)
+        deadline, signature = self.consumer_request(
+            agreement_id, consumer_key, m.ConsumerAction.COOLING_OFF
+        )
+        return self.client.cancel_in_cooling_off(
+            self.operator_key, agreement_id, deadline, signature
+        )
 
     def terminate(self, agreement_id: bytes, consumer_key: str) -> TxResult:
         """The consumer ends the plan early."""
-        deadline, signature = self.consumer_request(agreement_id, consumer_key, m.ConsumerAction.TERMINATE)
+        deadline, signature = self.consumer_request(
+            agreement_id, consumer_key, m.ConsumerAction.TERMINATE
+        )
         return self.client.terminate(self.operator_key, agreement_id, deadline, signature)
 
     def write_policy(self, merchant: str, coverage_limit: int, days: int = 365) -> int:

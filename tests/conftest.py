@@ -32,11 +32,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ANVIL_BINARY = PROJECT_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 
 settings.register_profile(
-    "fast", max_examples=15, stateful_step_count=12, deadline=None, derandomize=True,
+    "fast",
+    max_examples=15,
+    stateful_step_count=12,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.register_profile(
-    "deep", max_examples=200, stateful_step_count=40, deadline=None, derandomize=True,
+    "deep",
+    max_examples=200,
+    stateful_step_count=40,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile(os.environ.get("YUFU_HYPOTHESIS_PROFILE", "fast"))
@@ -97,7 +105,9 @@ class AnvilBackend(Backend):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 60}))
+        self.w3 = Web3(
+            Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 60})
+        )
         deadline = time.monotonic() + 30
         while not self._ready():
             if time.monotonic() > deadline or self.process.poll() is not None:

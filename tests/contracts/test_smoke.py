@@ -4,7 +4,9 @@ from chain import messages as m
 
 
 def test_funded_plan_releases_in_proportion_to_consumption(desk, merchant, consumer, backend):
-    signed = desk.sign_agreement(merchant.key, consumer.key, merchant.template_id, units=10, unit_price=10_000)
+    signed = desk.sign_agreement(
+        merchant.key, consumer.key, merchant.template_id, units=10, unit_price=10_000
+    )
     agreement_id, _ = desk.open(signed)
     desk.fund(agreement_id, signed.terms.total_paid)
     desk.consume(desk.sign_record(agreement_id, 1, merchant.key, consumer.key, units=2))
