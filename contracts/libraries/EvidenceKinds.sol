@@ -3,7 +3,7 @@ pragma solidity 0.8.30;
 
 /// @title EvidenceKinds
 /// @notice The kinds of evidence Yufu anchors. The Python client mirrors these numbers
-/// (`chain.evidence.EvidenceKind`); never renumber, only append.
+/// (`chain.messages.EvidenceKind`); never renumber, only append.
 library EvidenceKinds {
     uint16 internal constant DOCUMENT = 1;
     uint16 internal constant BATCH = 2;
