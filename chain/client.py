@@ -345,6 +345,10 @@ class YufuClient:
         """Where and when ``digest`` was anchored (block 0: never)."""
         return v.Anchor(*self.call(self.evidence.functions.lookup(digest)))
 
+    def lookup_member_anchor(self, digest: bytes) -> v.Anchor:
+        """The anchor a member organisation (not a system contract) wrote for ``digest``."""
+        return v.Anchor(*self.call(self.evidence.functions.lookupMemberAnchor(digest)))
+
     def verify_in_batch(self, root: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:
         """Whether ``leaf`` is in the anchored batch ``root``."""
         return bool(self.call(self.evidence.functions.verifyInBatch(root, leaf, list(proof))))

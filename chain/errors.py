@@ -42,5 +42,9 @@ class TransactionFailed(ChainError):
 
 def _show(value: object) -> str:
     if isinstance(value, bytes):
+        text = value.rstrip(b"\0")
+        # Errors name the offending term with a left-aligned ASCII bytes32; show it as text.
+        if len(value) == 32 and text and text.isascii() and text.decode().isidentifier():
+            return repr(text.decode())
         return "0x" + value.hex()
     return repr(value)

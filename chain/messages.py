@@ -469,6 +469,14 @@ class RiskReport(_Message):
     )
 
 
+def label(text: str) -> bytes:
+    """A short ASCII name as the left-aligned bytes32 that contract errors carry."""
+    raw = text.encode("ascii")
+    if len(raw) > 32:
+        raise ValueError(f"label longer than 32 bytes: {text!r}")
+    return raw.ljust(32, b"\0")
+
+
 def address_subject(address: str) -> bytes:
     """A merchant's address as the bytes32 subject the contracts use."""
     return bytes(12) + to_canonical_address(address)

@@ -100,7 +100,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
         );
 
         // Interactions
-        _evidence.anchor(terms.documentHash, EvidenceKinds.AGREEMENT_OPENED, agreementId);
+        _evidence.anchor(agreementId, EvidenceKinds.AGREEMENT_OPENED, agreementId);
     }
 
     // ---------------------------------------------------------------- funding
@@ -116,6 +116,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
         bytes32 agreementId = funding.agreementId;
         Agreement storage agreement = _existing(agreementId);
         if (agreement.state != AgreementState.Signed) revert AgreementBookInvalidState(agreementId, agreement.state);
+        if (block.timestamp > agreement.expiry) revert AgreementBookExpired(agreementId, agreement.expiry);
         _checkReport(report, agreementId, keccak256(abi.encode(funding)));
         if (funding.amount != agreement.totalPaid) {
             revert AgreementBookFundingMismatch(agreementId, agreement.totalPaid, funding.amount);
@@ -225,6 +226,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
             revert AgreementBookInvalidState(agreementId, agreement.state);
         }
         if (block.timestamp <= agreement.expiry) revert AgreementBookNotExpired(agreementId, agreement.expiry);
+        _requireNotDefaulted(agreement.merchant);
         bytes32 evidenceHash = keccak256(abi.encode("yufu.agreement.expired", agreementId));
 
         // Effects and interactions
@@ -314,9 +316,9 @@ contract AgreementBook is IAgreementBook, EIP712 {
     {
         Agreement storage agreement = _active(agreementId);
         refund = _refundOwed(agreement);
-        uint128 frozen = _ledgers[agreementId].frozen;
-        fromCustody = refund < frozen ? refund : frozen;
-        shortfall = refund - fromCustody;
+        (uint128 fromFrozen, uint128 reclaimed, uint128 missing) = _refundSources(_ledgers[agreementId], refund);
+        fromCustody = fromFrozen + reclaimed;
+        shortfall = missing;
     }
 
     /// @inheritdoc IAgreementBook
@@ -381,9 +383,8 @@ contract AgreementBook is IAgreementBook, EIP712 {
     /// @inheritdoc IAgreementBook
     function agreementsOf(address merchant, uint256 offset, uint256 limit) external view returns (bytes32[] memory page) {
         bytes32[] storage ids = _agreementsOf[merchant];
-        uint256 end = offset + limit;
-        if (end > ids.length) end = ids.length;
-        if (offset >= end) return new bytes32[](0);
+        if (offset >= ids.length) return new bytes32[](0);
+        uint256 end = ids.length - offset > limit ? offset + limit : ids.length;
         page = new bytes32[](end - offset);
         for (uint256 i = offset; i < end; ++i) {
             page[i - offset] = ids[i];
@@ -405,6 +406,8 @@ contract AgreementBook is IAgreementBook, EIP712 {
         if (terms.totalPaid == 0) revert AgreementBookInvalidTerms("totalPaid");
         uint256 unitsValue = uint256(terms.units) * terms.unitPrice;
         uint256 paidPlusBonus = uint256(terms.totalPaid) + terms.bonus;
+        // Consumed value is counted in 128 bits, so the plan's whole value must fit in them.
+        if (paidPlusBonus > type(uint128).max) revert AgreementBookInvalidTerms("bonus");
         if (unitsValue != paidPlusBonus) revert AgreementBookValueMismatch(unitsValue, paidPlusBonus);
         if (terms.expiry <= block.timestamp) revert AgreementBookInvalidTerms("expiry");
 
@@ -483,8 +486,9 @@ contract AgreementBook is IAgreementBook, EIP712 {
         return merchant;
     }
 
-    /// Ends an Active plan with `refund` owed: custody pays first, what custody lacks is owed by the
-    /// merchant (or, on default, claimed from insurance), and custody left over goes to the merchant.
+    /// Ends an Active plan with `refund` owed. The frozen share pays first; then the merchant's
+    /// entitlement the bank has not paid out yet is taken back; what is still missing is owed by the
+    /// merchant (or, on default, claimed from insurance). Frozen money left over goes to the merchant.
     function _settle(
         bytes32 agreementId,
         Agreement storage agreement,
@@ -496,17 +500,20 @@ contract AgreementBook is IAgreementBook, EIP712 {
     ) private {
         // Effects
         Ledger storage ledger = _ledgers[agreementId];
-        uint128 frozen = ledger.frozen;
-        uint128 fromCustody = refund < frozen ? refund : frozen;
-        uint128 shortfall = refund - fromCustody;
-        uint128 leftOver = frozen - fromCustody;
+        (uint128 fromFrozen, uint128 reclaimed, uint128 shortfall) = _refundSources(ledger, refund);
+        uint128 leftOver = ledger.frozen - fromFrozen;
         ledger.frozen = 0;
-        ledger.refunded += fromCustody;
         ledger.released += leftOver;
+        // Reclaimed money comes out of the merchant's entitlements: released first, then upfront.
+        uint128 fromReleased = reclaimed < ledger.released ? reclaimed : ledger.released;
+        ledger.released -= fromReleased;
+        ledger.upfront -= reclaimed - fromReleased;
+        ledger.refunded += fromFrozen + reclaimed;
         ledger.refundDue = refund;
         if (reason != RefundReason.Default) ledger.merchantOwed = shortfall;
         agreement.state = state;
-        emit RefundGranted(agreementId, agreement.consumer, reason, refund, fromCustody, shortfall);
+        if (reclaimed > 0) emit EntitlementReclaimed(agreementId, agreement.merchant, reclaimed);
+        emit RefundGranted(agreementId, agreement.consumer, reason, refund, fromFrozen + reclaimed, shortfall);
         if (leftOver > 0) emit FundsReleased(agreementId, agreement.merchant, ReleaseReason.Settlement, leftOver);
         emit AgreementClosed(agreementId, state);
 
@@ -518,6 +525,21 @@ contract AgreementBook is IAgreementBook, EIP712 {
             ledger.insuredShortfall = covered;
             ledger.merchantOwed = shortfall - covered;
         }
+    }
+
+    /// Where a refund of `refund` comes from: the frozen share, then the merchant's entitlement
+    /// the bank still holds, and the shortfall nobody in custody can cover.
+    function _refundSources(Ledger storage ledger, uint128 refund)
+        private
+        view
+        returns (uint128 fromFrozen, uint128 reclaimed, uint128 shortfall)
+    {
+        uint128 frozen = ledger.frozen;
+        fromFrozen = refund < frozen ? refund : frozen;
+        uint128 unpaid = ledger.upfront + ledger.released - ledger.paidToMerchant;
+        uint128 rest = refund - fromFrozen;
+        reclaimed = rest < unpaid ? rest : unpaid;
+        shortfall = rest - reclaimed;
     }
 
     function _closeUnfunded(
@@ -553,6 +575,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
         bytes calldata consumerSignature
     ) private view returns (bytes32 digest) {
         _requireMerchantOrOperator(agreement.merchant);
+        _requireNotDefaulted(agreement.merchant);
         if (block.timestamp > deadline) revert AgreementBookRequestExpired(deadline, uint64(block.timestamp));
         digest = requestDigest(agreementId, action, deadline);
         _requireSigner(digest, agreement.consumer, consumerSignature);
@@ -579,6 +602,11 @@ contract AgreementBook is IAgreementBook, EIP712 {
         if (msg.sender != merchant && !_membership.hasRole(msg.sender, IMembership.Role.Operator)) {
             revert AgreementBookUnauthorized(msg.sender);
         }
+    }
+
+    function _requireNotDefaulted(address merchant) private view {
+        IMerchantRegistry.MerchantStatus status = _merchants.getMerchant(merchant).status;
+        if (status == IMerchantRegistry.MerchantStatus.Defaulted) revert AgreementBookMerchantStopped(merchant, status);
     }
 
     function _requireMerchantServing(address merchant) private view {

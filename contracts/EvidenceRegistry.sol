@@ -10,7 +10,8 @@ import {EvidenceKinds} from "./libraries/EvidenceKinds.sol";
 /// @notice One place where every piece of Yufu evidence is anchored and can be looked up by hash.
 contract EvidenceRegistry is IEvidenceRegistry {
     IMembership private immutable _membership;
-    mapping(bytes32 hash => Anchor) private _anchors;
+    mapping(bytes32 hash => Anchor) private _systemAnchors;
+    mapping(bytes32 hash => Anchor) private _memberAnchors;
 
     constructor(IMembership membership) {
         _membership = membership;
@@ -18,38 +19,49 @@ contract EvidenceRegistry is IEvidenceRegistry {
 
     /// @inheritdoc IEvidenceRegistry
     function anchor(bytes32 hash, uint16 kind, bytes32 subject) external {
-        _authorise();
-        _anchor(hash, kind, subject);
+        _anchor(_authorise(), hash, kind, subject);
     }
 
     /// @inheritdoc IEvidenceRegistry
     function anchorBatch(bytes32 root, uint16 kind, bytes32 subject, uint32 leafCount) external {
-        _authorise();
+        bool isSystem = _authorise();
         if (leafCount == 0) revert EvidenceRegistryEmptyBatch(root);
-        _anchor(root, EvidenceKinds.BATCH, subject);
+        _anchor(isSystem, root, EvidenceKinds.BATCH, subject);
         emit BatchAnchored(root, kind, subject, leafCount);
     }
 
     /// @inheritdoc IEvidenceRegistry
     function lookup(bytes32 hash) external view returns (Anchor memory) {
-        return _anchors[hash];
+        Anchor memory systemAnchor = _systemAnchors[hash];
+        return systemAnchor.blockNumber != 0 ? systemAnchor : _memberAnchors[hash];
+    }
+
+    /// @inheritdoc IEvidenceRegistry
+    function lookupMemberAnchor(bytes32 hash) external view returns (Anchor memory) {
+        return _memberAnchors[hash];
     }
 
     /// @inheritdoc IEvidenceRegistry
     function verifyInBatch(bytes32 root, bytes32 leaf, bytes32[] calldata proof) external view returns (bool) {
-        return _anchors[root].kind == EvidenceKinds.BATCH && MerkleProof.verifyCalldata(proof, root, leaf);
+        bool anchored =
+            _systemAnchors[root].kind == EvidenceKinds.BATCH || _memberAnchors[root].kind == EvidenceKinds.BATCH;
+        return anchored && MerkleProof.verifyCalldata(proof, root, leaf);
     }
 
-    function _authorise() private view {
-        if (!_membership.isMember(msg.sender)) revert EvidenceRegistryUnauthorized(msg.sender);
+    /// Refuses non-members; returns whether the caller is a system contract.
+    function _authorise() private view returns (bool isSystem) {
+        uint256 roles = _membership.rolesOf(msg.sender);
+        if (roles == 0) revert EvidenceRegistryUnauthorized(msg.sender);
+        return roles & (uint256(1) << uint8(IMembership.Role.System)) != 0;
     }
 
-    function _anchor(bytes32 hash, uint16 kind, bytes32 subject) private {
+    function _anchor(bool isSystem, bytes32 hash, uint16 kind, bytes32 subject) private {
         if (hash == bytes32(0)) revert EvidenceRegistryZeroHash();
-        Anchor storage existing = _anchors[hash];
+        mapping(bytes32 => Anchor) storage anchors = isSystem ? _systemAnchors : _memberAnchors;
+        Anchor storage existing = anchors[hash];
         if (existing.blockNumber != 0) revert EvidenceRegistryAlreadyAnchored(hash, existing.blockNumber);
 
-        _anchors[hash] = Anchor({
+        anchors[hash] = Anchor({
             blockNumber: uint40(block.number),
             timestamp: uint40(block.timestamp),
             kind: kind,

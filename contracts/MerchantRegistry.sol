@@ -12,6 +12,8 @@ import {Feeds} from "./libraries/Feeds.sol";
 /// @notice Merchants' onboarding, licences, status and risk tiers.
 contract MerchantRegistry is IMerchantRegistry {
     uint16 private constant FULL_BPS = 10_000;
+    // A century: keeps licensedSince + minimum age far from overflowing.
+    uint64 private constant MAX_LICENCE_AGE = 36_500 days;
 
     IMembership private immutable _membership;
     IOracleHub private immutable _oracleHub;
@@ -38,6 +40,7 @@ contract MerchantRegistry is IMerchantRegistry {
             _checkFloor(RiskTier(i), custodyFloors[i], i == 0 ? 0 : custodyFloors[i - 1], i == 3 ? FULL_BPS : custodyFloors[i + 1]);
             _custodyFloors[RiskTier(i)] = custodyFloors[i];
         }
+        if (minLicenceAge_ > MAX_LICENCE_AGE) revert MerchantRegistryInvalidLicenceAge(minLicenceAge_);
         _minLicenceAge = minLicenceAge_;
     }
 
@@ -189,6 +192,7 @@ contract MerchantRegistry is IMerchantRegistry {
 
     /// @inheritdoc IMerchantRegistry
     function setMinLicenceAge(uint64 secondsRequired) external onlyRole(IMembership.Role.Regulator) {
+        if (secondsRequired > MAX_LICENCE_AGE) revert MerchantRegistryInvalidLicenceAge(secondsRequired);
         _minLicenceAge = secondsRequired;
         emit MinLicenceAgeSet(secondsRequired);
     }

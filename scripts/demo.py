@@ -286,7 +286,7 @@ def cool_off(
     say.step(result, f"consumer 2 cooled off on day {COOLING_OFF_AFTER_DAYS} of 7")
     say.detail(
         f"full refund {rmb(refund['refund'])}: {rmb(refund['fromCustody'])} from custody, "
-        f"{rmb(refund['shortfall'])} owed back by the merchant (it had the upfront part)"
+        f"{rmb(refund['shortfall'])} owed back by the merchant (the bank had not paid it yet)"
     )
 
 
@@ -311,6 +311,14 @@ def settle_default(
         f"loss {rmb(claim['loss'])}, covered {rmb(claim['covered'])}"
     )
     return int(claim["claimId"])
+
+
+def pay_merchant(desk: PlanDesk, agreement_id: bytes, name: str, say: Narrator) -> None:
+    """The bank pays the merchant everything released so far, and its feed reports the payout."""
+    ledger = desk.client.get_ledger(agreement_id)
+    amount = ledger.upfront + ledger.released - ledger.paid_to_merchant
+    result = desk.confirm_payout(agreement_id, m.Payee.MERCHANT, amount)
+    say.step(result, f"bank feed confirms payout {rmb(amount)} to {name}")
 
 
 def pay_refund(desk: PlanDesk, agreement_id: bytes, consumer: str, say: Narrator) -> None:
@@ -451,6 +459,7 @@ def play(quiet: bool) -> bool:
         units=30, unit_price=10_000, say=say,
     )
     consume(desk, plan_3, fitness_key, consumer_keys[2], 5, say)
+    pay_merchant(desk, plan_3, "Minjiang Fitness", say)
     claim_id = settle_default(desk, fitness_address, "Minjiang Fitness", plan_3, say)
     pay_refund(desk, plan_3, "consumer 3", say)
     pay_claim(desk, claim_id, say)

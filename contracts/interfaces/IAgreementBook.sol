@@ -149,14 +149,14 @@ interface IAgreementBook {
     error AgreementBookAlreadyExists(bytes32 agreementId);
     /// @notice A signature over `digest` was not made by `expected`.
     error AgreementBookInvalidSignature(bytes32 digest, address expected, address recovered);
-    /// @notice The terms break a rule of their own; `term` names it.
-    error AgreementBookInvalidTerms(string term);
+    /// @notice The terms break a rule of their own; `term` names it (ASCII, left-aligned).
+    error AgreementBookInvalidTerms(bytes32 term);
     /// @notice units × unitPrice must equal totalPaid + bonus.
     error AgreementBookValueMismatch(uint256 unitsValue, uint256 paidPlusBonus);
     /// @notice The template is switched off for new plans.
     error AgreementBookTemplateInactive(uint64 templateId);
-    /// @notice The plan exceeds a template limit; `limit` names it.
-    error AgreementBookOutsideTemplate(string limit, uint256 allowed, uint256 got);
+    /// @notice The plan exceeds a template limit; `limit` names it (ASCII, left-aligned).
+    error AgreementBookOutsideTemplate(bytes32 limit, uint256 allowed, uint256 got);
     /// @notice The merchant's industry is not the template's.
     error AgreementBookIndustryMismatch(bytes32 merchantIndustry, bytes32 templateIndustry);
     /// @notice The merchant may not sell new plans now.
@@ -185,6 +185,8 @@ interface IAgreementBook {
     error AgreementBookAlreadyConsumed(bytes32 agreementId, uint64 unitsConsumed);
     /// @notice The consumer's signed request passed its deadline.
     error AgreementBookRequestExpired(uint64 deadline, uint64 nowTime);
+    /// @notice The agreement expired at `expiry`, before the bank reported its payment.
+    error AgreementBookExpired(bytes32 agreementId, uint64 expiry);
     /// @notice The agreement has not expired yet.
     error AgreementBookNotExpired(bytes32 agreementId, uint64 expiry);
     /// @notice The merchant has not been declared in default.
@@ -232,6 +234,9 @@ interface IAgreementBook {
     event FundsReleased(
         bytes32 indexed agreementId, address indexed merchant, ReleaseReason indexed reason, uint128 amount
     );
+    /// @notice Emitted when a settlement took back money the merchant was entitled to but the
+    /// bank had not paid out yet; the bank must not pay it to the merchant.
+    event EntitlementReclaimed(bytes32 indexed agreementId, address indexed merchant, uint128 amount);
     /// @notice Emitted when a refund was granted; the bank pays `fromCustody`.
     event RefundGranted(
         bytes32 indexed agreementId,
@@ -250,12 +255,13 @@ interface IAgreementBook {
     );
 
     /// @notice Records a plan both parties signed.
-    /// @dev Emits {AgreementOpened}. Anchors the document hash.
+    /// @dev Emits {AgreementOpened}. Anchors the agreement id, which commits to the document hash.
     /// Requirements:
     /// - The caller is the merchant or an operator.
     /// - Both signatures are valid EIP-712 `Agreement` signatures of merchant and consumer.
     /// - The template is active and of the merchant's industry; the merchant may sell.
-    /// - Amount, units and term within the template's limits; units × unitPrice = totalPaid + bonus.
+    /// - Amount, units and term within the template's limits; units × unitPrice = totalPaid + bonus,
+    ///   which fits in 128 bits.
     /// @param terms The signed terms.
     /// @param merchantSignature The merchant's signature.
     /// @param consumerSignature The consumer's signature.
@@ -272,8 +278,8 @@ interface IAgreementBook {
     /// Requirements:
     /// - The caller is an oracle; the report is a valid bank-feed report about the agreement
     ///   carrying keccak256(abi.encode(funding)).
-    /// - The agreement is Signed; the amount equals totalPaid; the bank reference is new; the
-    ///   merchant may sell.
+    /// - The agreement is Signed and not expired; the amount equals totalPaid; the bank reference
+    ///   is new; the merchant may sell.
     function confirmFunding(
         FundingReport calldata funding,
         IOracleHub.Report calldata report,
@@ -304,22 +310,28 @@ interface IAgreementBook {
     ) external;
 
     /// @notice Cancels an unused plan within its cooling-off period: the whole payment is refunded.
-    /// @dev Emits {RefundGranted} and {AgreementClosed}. The upfront share already released becomes
-    /// `merchantOwed`.
+    /// @dev Emits {RefundGranted}, {EntitlementReclaimed} when the bank still held the merchant's
+    /// upfront share, and {AgreementClosed}. Custody pays first, then the merchant's entitlement
+    /// not yet paid out; what the merchant was already paid becomes `merchantOwed`.
     /// Requirements: the caller is the merchant or an operator; the consumer signed a
     /// `ConsumerRequest` (CoolingOff) not past its deadline; the plan is Active, unused, and
-    /// within the template's cooling-off days of funding.
+    /// within the template's cooling-off days of funding; the merchant is not in default (use
+    /// {settleDefault}).
     function cancelInCoolingOff(bytes32 agreementId, uint64 deadline, bytes calldata consumerSignature) external;
 
     /// @notice Ends a plan early at the consumer's request, refunding by the template's formula.
-    /// @dev Emits {RefundGranted}, {FundsReleased} for any custody left over, and {AgreementClosed}.
+    /// @dev Emits {RefundGranted}, {EntitlementReclaimed} or {FundsReleased} (custody left over),
+    /// and {AgreementClosed}. The refund is paid from custody, then from the merchant's
+    /// entitlement not yet paid out; the rest is `merchantOwed`.
     /// Requirements: the caller is the merchant or an operator; the consumer signed a
-    /// `ConsumerRequest` (Terminate) not past its deadline; the plan is Active.
+    /// `ConsumerRequest` (Terminate) not past its deadline; the plan is Active; the merchant is
+    /// not in default (use {settleDefault}).
     function terminate(bytes32 agreementId, uint64 deadline, bytes calldata consumerSignature) external;
 
     /// @notice Closes an expired plan; unused value is refunded by the template's formula.
     /// @dev Emits {AgreementClosed} (and refund events for an Active plan).
-    /// Requirements: the caller is a member; the plan is Signed or Active and past its expiry.
+    /// Requirements: the caller is a member; the plan is Signed or Active and past its expiry; the
+    /// merchant is not in default (use {settleDefault}).
     function expire(bytes32 agreementId) external;
 
     /// @notice Settles plans of a defaulted merchant: refunds from custody first, the shortfall

@@ -46,7 +46,7 @@ interface IComplaintDesk {
     /// @notice The consumer's signed complaint passed its deadline.
     error ComplaintDeskRequestExpired(uint64 deadline, uint64 nowTime);
     /// @notice A hash is zero.
-    error ComplaintDeskMissingHash(string field);
+    error ComplaintDeskMissingHash(bytes32 field);
 
     /// @notice Emitted when a consumer filed a complaint.
     event ComplaintFiled(

@@ -4,6 +4,10 @@ pragma solidity 0.8.30;
 /// @title IEvidenceRegistry
 /// @notice Anchors hashes of documents and life-cycle events so a court can later prove that a
 /// record existed, unaltered, at a given block.
+/// @dev Two namespaces: anchors written by Yufu's system contracts (life-cycle evidence) and
+/// anchors written by member organisations (documents they register). A member can never
+/// occupy a hash in the system namespace, so nobody can block a life-cycle step by anchoring
+/// its evidence hash first. {lookup} prefers the system anchor.
 interface IEvidenceRegistry {
     /// @notice Where and when a hash was anchored.
     /// @param blockNumber The block that anchored it (zero when never anchored).
@@ -21,7 +25,7 @@ interface IEvidenceRegistry {
 
     /// @notice The caller is neither a member nor a system contract.
     error EvidenceRegistryUnauthorized(address caller);
-    /// @notice The hash is already anchored, at `blockNumber`.
+    /// @notice The hash is already anchored in the caller's namespace, at `blockNumber`.
     error EvidenceRegistryAlreadyAnchored(bytes32 hash, uint40 blockNumber);
     /// @notice The zero hash cannot be anchored.
     error EvidenceRegistryZeroHash();
@@ -37,7 +41,7 @@ interface IEvidenceRegistry {
     /// @dev Emits {EvidenceAnchored}.
     /// Requirements:
     /// - The caller is a member or a system contract.
-    /// - `hash` is not zero and not yet anchored.
+    /// - `hash` is not zero and not yet anchored in the caller's namespace.
     /// @param hash The document's or record's hash.
     /// @param kind The evidence kind.
     /// @param subject The agreement id or merchant the evidence is about.
@@ -52,8 +56,12 @@ interface IEvidenceRegistry {
     /// @param leafCount How many leaves the tree holds.
     function anchorBatch(bytes32 root, uint16 kind, bytes32 subject, uint32 leafCount) external;
 
-    /// @notice Where and when `hash` was anchored; `blockNumber` is zero when it never was.
+    /// @notice Where and when `hash` was anchored: the system anchor if there is one, else the
+    /// members' one; `blockNumber` is zero when it never was.
     function lookup(bytes32 hash) external view returns (Anchor memory);
+
+    /// @notice The anchor a member organisation (not a system contract) wrote for `hash`.
+    function lookupMemberAnchor(bytes32 hash) external view returns (Anchor memory);
 
     /// @notice Whether `leaf` belongs to the anchored batch `root` by `proof`.
     function verifyInBatch(bytes32 root, bytes32 leaf, bytes32[] calldata proof) external view returns (bool);

@@ -42,7 +42,7 @@ interface IInsurancePool {
     /// @notice The caller may not do this.
     error InsurancePoolUnauthorized(address caller);
     /// @notice The policy terms are invalid; `term` names the bad one.
-    error InsurancePoolInvalidTerm(string term, uint256 value);
+    error InsurancePoolInvalidTerm(bytes32 term, uint256 value);
     /// @notice No claim has this id.
     error InsurancePoolUnknownClaim(uint64 claimId);
     /// @notice No policy has this id.

@@ -82,9 +82,12 @@ interface IMerchantRegistry {
     /// @notice The report's feed, subject or payload does not match what it claims to carry.
     error MerchantRegistryReportMismatch(bytes32 expectedPayloadHash, bytes32 gotPayloadHash);
     /// @notice A required hash or the industry is zero.
-    error MerchantRegistryMissingField(string field);
+    error MerchantRegistryMissingField(bytes32 field);
     /// @notice Basis points above 10000, or custody floors not rising with the tier.
     error MerchantRegistryInvalidCustodyFloor(RiskTier tier, uint16 bps);
+
+    /// @notice The minimum licence age is above a century.
+    error MerchantRegistryInvalidLicenceAge(uint64 secondsRequired);
 
     /// @notice Emitted when a merchant applied.
     event MerchantApplied(
@@ -168,7 +171,7 @@ interface IMerchantRegistry {
     function setCustodyFloor(RiskTier tier, uint16 bps) external;
 
     /// @notice Sets how long a licence must have existed before a merchant is approved or sells.
-    /// @dev Emits {MinLicenceAgeSet}. Requirements: the caller is a regulator.
+    /// @dev Emits {MinLicenceAgeSet}. Requirements: the caller is a regulator; at most a century.
     function setMinLicenceAge(uint64 secondsRequired) external;
 
     /// @notice Whether `merchant` may sell new plans now.

@@ -47,7 +47,7 @@ interface ITemplateRegistry {
     /// @notice A template with this document is registered already.
     error TemplateRegistryDuplicateDocument(bytes32 documentHash, uint64 templateId);
     /// @notice A term is out of range; `term` names it.
-    error TemplateRegistryInvalidTerm(string term, uint256 value);
+    error TemplateRegistryInvalidTerm(bytes32 term, uint256 value);
 
     /// @notice Emitted when a template was registered.
     event TemplateRegistered(
