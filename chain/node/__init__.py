@@ -1,0 +1,1 @@
+"""The Yufu node: a persistent, permissioned py-evm chain that seals blocks and serves JSON-RPC."""
