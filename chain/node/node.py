@@ -18,9 +18,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import rlp
+from eth._utils.headers import compute_gas_limit_bounds
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.chains.base import MiningChain
 from eth.constants import BLANK_ROOT_HASH, CREATE_CONTRACT_ADDRESS, ZERO_ADDRESS
@@ -37,6 +38,7 @@ from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account import Account
+from eth_typing import BlockNumber, Hash32
 from eth_utils import function_signature_to_4byte_selector, keccak, to_canonical_address
 from eth_utils.exceptions import ValidationError
 
@@ -177,7 +179,10 @@ class YufuNode:
             "receipt_root": BLANK_ROOT_HASH,
             "transaction_root": BLANK_ROOT_HASH,
         }
-        chain = self.chain_class.from_genesis(base_db, params, genesis_state)
+        chain = cast(
+            MiningChain,
+            self.chain_class.from_genesis(base_db, cast(Any, params), cast(Any, genesis_state)),
+        )
         self.store.commit()
         return chain
 
@@ -212,7 +217,7 @@ class YufuNode:
         """A committed block by number."""
         with self.lock:
             try:
-                return self.chain.get_canonical_block_by_number(number)
+                return self.chain.get_canonical_block_by_number(BlockNumber(number))
             except HeaderNotFound:
                 raise NotFound(f"no block {number}") from None
 
@@ -220,21 +225,20 @@ class YufuNode:
         """A committed block by hash."""
         with self.lock:
             try:
-                return self.chain.get_block_by_hash(block_hash)
+                return self.chain.get_block_by_hash(Hash32(block_hash))
             except (HeaderNotFound, KeyError):
                 raise NotFound(f"no block 0x{block_hash.hex()}") from None
 
     def receipts(self, block: BlockAPI) -> tuple[ReceiptAPI, ...]:
         """The receipts of a committed block."""
         with self.lock:
-            vm = self.chain.get_vm(block.header)
-            return tuple(vm.get_receipts())  # type: ignore[attr-defined]
+            return tuple(block.get_receipts(self.chain.chaindb))
 
     def transaction_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         """(block number, index) of a sealed transaction, None if not sealed."""
         with self.lock:
             try:
-                number, index = self.chain.chaindb.get_transaction_index(tx_hash)
+                number, index = self.chain.chaindb.get_transaction_index(Hash32(tx_hash))
             except TransactionNotFound:
                 return None
             return int(number), int(index)
@@ -281,7 +285,7 @@ class YufuNode:
         with self.lock:
             transaction = self._spoof(params, header)
             try:
-                return bytes(self.chain.get_transaction_result(transaction, header))
+                return bytes(self.chain.get_transaction_result(cast(Any, transaction), header))
             except Revert as error:
                 data = error.args[0] if error.args and isinstance(error.args[0], bytes) else b""
                 raise ExecutionReverted("execution reverted", "0x" + data.hex()) from None
@@ -293,7 +297,7 @@ class YufuNode:
         with self.lock:
             transaction = self._spoof(params, header)
             try:
-                return int(self.chain.estimate_gas(transaction, header))
+                return int(self.chain.estimate_gas(cast(Any, transaction), header))
             except Revert as error:
                 data = error.args[0] if error.args and isinstance(error.args[0], bytes) else b""
                 raise ExecutionReverted("execution reverted", "0x" + data.hex()) from None
@@ -316,7 +320,7 @@ class YufuNode:
     def base_fee_next(self) -> int:
         """The base fee the next block will charge."""
         with self.lock:
-            return int(self.chain.header.base_fee_per_gas)
+            return int(self.chain.header.base_fee_per_gas or 0)
 
     # ------------------------------------------------------------ permissioning
 
@@ -349,7 +353,7 @@ class YufuNode:
         return bool(abi_decode(["bool"], output)[0])
 
     def validators(self, header: BlockHeaderAPI) -> list[bytes]:
-        """The validator set at ``header``: the contract's, or the configured one before it exists."""
+        """The validator set at ``header``: the contract's, or the configured one before it."""
         if not self.membership_deployed(header):
             return list(self.genesis_validators)
         output = self.call({"to": self.membership, "data": _GET_VALIDATORS}, header)
@@ -386,16 +390,17 @@ class YufuNode:
             )
         if transaction.max_fee_per_gas < self.base_fee_next():
             raise TransactionRejected(
-                f"max fee per gas {transaction.max_fee_per_gas} below base fee {self.base_fee_next()}"
+                f"max fee per gas {transaction.max_fee_per_gas} "
+                f"below base fee {self.base_fee_next()}"
             )
-        cost = transaction.gas * transaction.max_fee_per_gas + transaction.value
-        if self.balance(sender, head) < cost:
-            raise TransactionRejected(f"insufficient funds for gas * price + value: {cost}")
         if not self.transaction_allowed(transaction, head):
             raise PermissionDenied(
                 f"account 0x{sender.hex()} is not permitted to send this transaction "
                 f"(permissioning contract 0x{self.membership.hex()})"
             )
+        cost = transaction.gas * transaction.max_fee_per_gas + transaction.value
+        if self.balance(sender, head) < cost:
+            raise TransactionRejected(f"insufficient funds for gas * price + value: {cost}")
         queue = self.mempool.by_sender.setdefault(sender, {})
         replaced = queue.get(transaction.nonce)
         if replaced is not None:
@@ -481,8 +486,14 @@ class YufuNode:
                 self._forget_stale(head)
                 return None
             stamp = max(head.timestamp + 1, int(time.time()) if timestamp is None else timestamp)
+            # Execute in the header that gets sealed: contracts must see the header's timestamp
+            # (else a replay computes another state root), and the gas limit stays at the
+            # configured one (py-evm's default lets it decay 1/1024 a block towards 5,000).
+            self.chain.header = self.chain.create_header_from_parent(
+                head, timestamp=stamp, gas_limit=self._next_gas_limit(head)
+            )
             try:
-                result, receipts, _ = self.chain.mine_all(transactions, timestamp=stamp)
+                result, receipts, _ = self.chain.mine_all(transactions)
             except Exception:
                 self.store.discard()
                 self.chain = self._reopen()
@@ -495,6 +506,11 @@ class YufuNode:
             self.transactions_sealed += len(transactions)
             self.last_block_seconds = time.monotonic() - started
             return block
+
+    def _next_gas_limit(self, parent: BlockHeaderAPI) -> int:
+        """The configured gas limit, moved towards within the 1/1024 step a block allows."""
+        lowest, highest = compute_gas_limit_bounds(parent.gas_limit)
+        return min(max(self.config.chain.gas_limit, lowest), highest)
 
     def _reopen(self) -> MiningChain:
         return self.chain_class(AtomicDB(self.store))

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from eth.db.backends.base import BaseDB
 
@@ -238,7 +239,8 @@ class ChainStore(BaseDB):
         """The seal of a committed block."""
         with self._lock:
             row = self._connection.execute(
-                "SELECT block_hash, block_number, sealer, signature FROM seals WHERE block_hash = ?",
+                "SELECT block_hash, block_number, sealer, signature FROM seals "
+                "WHERE block_hash = ?",
                 (block_hash,),
             ).fetchone()
         if row is None:
@@ -306,7 +308,7 @@ def _log_row(log: LogRecord) -> tuple[object, ...]:
 
 
 def _log_from_row(row: tuple[object, ...]) -> LogRecord:
-    topics = tuple(bytes(t) for t in row[6:10] if t is not None)  # type: ignore[arg-type]
+    topics = tuple(bytes(cast(bytes, t)) for t in row[6:10] if t is not None)
     return LogRecord(
         block_number=int(row[0]),  # type: ignore[call-overload]
         log_index=int(row[1]),  # type: ignore[call-overload]
