@@ -207,7 +207,7 @@ contract MerchantRegistry is IMerchantRegistry {
     function licenceValid(address account) public view returns (bool) {
         Merchant storage merchant = _merchants[account];
         return merchant.licence == LicenceStatus.Active && merchant.licenceFlags == 0
-            && merchant.licensedSince + _minLicenceAge <= block.timestamp;
+            && uint256(merchant.licensedSince) + _minLicenceAge <= block.timestamp;
     }
 
     /// @inheritdoc IMerchantRegistry

@@ -8,6 +8,8 @@ def test_funded_plan_releases_in_proportion_to_consumption(desk, merchant, consu
         merchant.key, consumer.key, merchant.template_id, units=10, unit_price=10_000
     )
     agreement_id, _ = desk.open(signed)
+    # The book anchors the agreement id (which commits to the document hash) as evidence.
+    assert desk.client.lookup_evidence(agreement_id).kind == m.EvidenceKind.AGREEMENT_OPENED
     desk.fund(agreement_id, signed.terms.total_paid)
     desk.consume(desk.sign_record(agreement_id, 1, merchant.key, consumer.key, units=2))
 
