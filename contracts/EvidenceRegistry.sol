@@ -9,6 +9,10 @@ import {EvidenceKinds} from "./libraries/EvidenceKinds.sol";
 /// @title EvidenceRegistry
 /// @notice One place where every piece of Yufu evidence is anchored and can be looked up by hash.
 contract EvidenceRegistry is IEvidenceRegistry {
+    // Kinds from here on record life-cycle steps; only system contracts may write them, so a
+    // member's anchor can never pass for one.
+    uint16 private constant FIRST_LIFE_CYCLE_KIND = 10;
+
     IMembership private immutable _membership;
     mapping(bytes32 hash => Anchor) private _systemAnchors;
     mapping(bytes32 hash => Anchor) private _memberAnchors;
@@ -19,12 +23,15 @@ contract EvidenceRegistry is IEvidenceRegistry {
 
     /// @inheritdoc IEvidenceRegistry
     function anchor(bytes32 hash, uint16 kind, bytes32 subject) external {
-        _anchor(_authorise(), hash, kind, subject);
+        bool isSystem = _authorise();
+        if (!isSystem && kind >= FIRST_LIFE_CYCLE_KIND) revert EvidenceRegistryKindReserved(kind);
+        _anchor(isSystem, hash, kind, subject);
     }
 
     /// @inheritdoc IEvidenceRegistry
     function anchorBatch(bytes32 root, uint16 kind, bytes32 subject, uint32 leafCount) external {
         bool isSystem = _authorise();
+        if (!isSystem && kind >= FIRST_LIFE_CYCLE_KIND) revert EvidenceRegistryKindReserved(kind);
         if (leafCount == 0) revert EvidenceRegistryEmptyBatch(root);
         _anchor(isSystem, root, EvidenceKinds.BATCH, subject);
         emit BatchAnchored(root, kind, subject, leafCount);

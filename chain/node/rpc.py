@@ -47,10 +47,12 @@ from chain.node.errors import (
     METHOD_NOT_FOUND,
     PARSE_ERROR,
     InvalidParams,
+    LimitExceeded,
     NodeError,
     NotFound,
 )
 from chain.node.node import PRIORITY_FEE_WEI, YufuNode, contract_address
+from chain.node.proofs import account_proof
 from chain.node.store import LogRecord, Seal
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,8 @@ MAX_JSON_DEPTH: int = 64
 MAX_FEE_HISTORY_BLOCKS: int = 1_024
 MAX_REWARD_PERCENTILES: int = 100
 MAX_LOG_TOPICS: int = 4
+# eth_getProof proves at most this many storage slots in one request.
+MAX_PROOF_STORAGE_KEYS: int = 1_024
 # Receipts of committed blocks never change; keep the last few blocks' formatted receipts.
 RECEIPT_CACHE_BLOCKS: int = 64
 BLOB_TRANSACTION_TYPE: int = 3
@@ -506,6 +510,7 @@ RPC_METHODS: dict[str, str] = {
     "eth_feeHistory": "eth_fee_history",
     "eth_sendRawTransaction": "eth_send_raw_transaction",
     "eth_getLogs": "eth_get_logs",
+    "eth_getProof": "eth_get_proof",
     "yufu_getSeal": "yufu_get_seal",
     "yufu_status": "yufu_status",
     "yufu_validators": "yufu_validators",
@@ -803,6 +808,29 @@ class RpcDispatcher:
         if call.gas is not None:
             params["gas"] = min(call.gas, header.gas_limit)
         return params
+
+    def eth_get_proof(self, address: Any, storage_keys: Any, block: Any = "latest") -> Any:
+        """EIP-1186: the account and the storage slots asked for, with Merkle proofs.
+
+        The proofs lead from the block's state root; storage keys are echoed as written.
+        """
+        account = parse_address(address, "address")
+        if not isinstance(storage_keys, list):
+            raise InvalidParams(f"storage_keys: expected a list, got {_show(storage_keys)}")
+        if len(storage_keys) > MAX_PROOF_STORAGE_KEYS:
+            raise LimitExceeded(
+                f"storage_keys: at most {MAX_PROOF_STORAGE_KEYS} keys in one request"
+            )
+        slots = [
+            parse_quantity(key, f"storage_keys[{index}]") for index, key in enumerate(storage_keys)
+        ]
+        keys = [key if isinstance(key, str) else quantity(key) for key in storage_keys]
+        header = self._header(parse_block(block, "block"))
+        # Under the node's lock: the producer writes trie nodes while it builds a block.
+        with self.node.lock:
+            return account_proof(
+                self.node.chain.chaindb.db, header.state_root, account, slots, keys
+            )
 
     # ------------------------------------------------------------ eth_: fees
 

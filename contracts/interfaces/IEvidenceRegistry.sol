@@ -29,6 +29,8 @@ interface IEvidenceRegistry {
     error EvidenceRegistryAlreadyAnchored(bytes32 hash, uint40 blockNumber);
     /// @notice The zero hash cannot be anchored.
     error EvidenceRegistryZeroHash();
+    /// @notice Life-cycle kinds (10 and above) are written only by Yufu's system contracts.
+    error EvidenceRegistryKindReserved(uint16 kind);
     /// @notice A batch must hold at least one leaf.
     error EvidenceRegistryEmptyBatch(bytes32 root);
 
@@ -42,6 +44,7 @@ interface IEvidenceRegistry {
     /// Requirements:
     /// - The caller is a member or a system contract.
     /// - `hash` is not zero and not yet anchored in the caller's namespace.
+    /// - A member (not a system contract) uses a kind below 10 (a document or a batch).
     /// @param hash The document's or record's hash.
     /// @param kind The evidence kind.
     /// @param subject The agreement id or merchant the evidence is about.

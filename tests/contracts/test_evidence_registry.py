@@ -147,9 +147,21 @@ def test_a_hash_anchored_twice_is_refused_with_the_first_block(
         unchanged(backend, lambda: client.lookup_evidence(digest)),
         reverts("EvidenceRegistryAlreadyAnchored", digest, first.block_number),
     ):
-        client.anchor(bank.private_key, digest, EvidenceKind.CONSUMPTION_RECORDED, bytes(32))
+        client.anchor(bank.private_key, digest, EvidenceKind.DOCUMENT, bytes(32))
     assert client.lookup_evidence(digest).submitter == auditor.address
     assert client.lookup_member_anchor(digest).submitter == auditor.address
+
+
+@pytest.mark.parametrize("kind", [EvidenceKind.AGREEMENT_OPENED, EvidenceKind.DEFAULT_SETTLED])
+def test_a_member_cannot_anchor_with_a_life_cycle_kind(client, auditor, backend, reverts, kind):
+    digest = keccak(text=f"pretending to be kind {kind}")
+    with (
+        unchanged(backend, lambda: client.lookup_evidence(digest)),
+        reverts("EvidenceRegistryKindReserved", kind),
+    ):
+        client.anchor(auditor.private_key, digest, kind, SUBJECT)
+    with reverts("EvidenceRegistryKindReserved", kind):
+        client.anchor_batch(auditor.private_key, digest, kind, SUBJECT, 3)
 
 
 def test_the_zero_hash_is_refused(client, auditor, backend, reverts):
@@ -190,7 +202,7 @@ def batch(client, auditor):
     leaves = [keccak(text=f"consumption record {i}") for i in range(5)]
     root = merkle_root(leaves)
     result = client.anchor_batch(
-        auditor.private_key, root, EvidenceKind.CONSUMPTION_RECORDED, SUBJECT, len(leaves)
+        auditor.private_key, root, EvidenceKind.DOCUMENT, SUBJECT, len(leaves)
     )
     return leaves, root, result
 
@@ -199,7 +211,7 @@ def test_anchor_batch_stores_the_root_with_kind_batch_and_emits_both_events(clie
     leaves, root, result = batch
     assert result.event("BatchAnchored").args == {
         "root": root,
-        "kind": EvidenceKind.CONSUMPTION_RECORDED,
+        "kind": EvidenceKind.DOCUMENT,
         "subject": SUBJECT,
         "leafCount": 5,
     }

@@ -403,8 +403,8 @@ def _error_of(answer: Any) -> dict[str, Any]:
         pytest.param(b'{"jsonrpc":"2.0","id":1,"method":"eth_nope"}', -32601, id="unknown"),
         pytest.param(
             b'{"jsonrpc":"2.0","id":1,"method":"eth_getProof","params":[]}',
-            -32601,
-            id="not-yet-served",
+            -32602,
+            id="get-proof-without-params",
         ),
         pytest.param(
             b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":{"a":1}}',
