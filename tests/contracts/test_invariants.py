@@ -1,0 +1,1242 @@
+"""Stateful (invariant) test of the AgreementBook: random life-cycles across many agreements.
+
+A Hypothesis ``RuleBasedStateMachine`` plays the parties against the deployed system on
+eth-tester: merchants sell plans under their templates, the bank feed reports payments and
+payouts, merchant and consumer sign consumptions (alone, in batches, across plans), consumers
+cool off and terminate, time runs and plans expire, the regulator raises risk tiers and declares
+merchants in default, the insurer writes policies and defaults are settled. Alongside, a Python
+model of the rules predicts each agreement's state and money, including where a refund comes
+from (the frozen share, then the merchant's entitlement the bank has not paid out, then
+insurance on default, else the merchant's debt).
+
+Some rules try a forbidden action and check that the contract refuses it with the expected
+custom error and arguments and that nothing changed (no block mined; the model, which the rule
+leaves alone, still matches the chain): a plan outside its template or its own rules, funding
+twice, late, with a wrong amount or a reused bank reference, a replayed, malformed or misdirected
+consumption record (alone or spoiling a batch), a record on an unfunded or closed plan, ending a
+closed plan or one of a merchant in default, expiring early, a bad consumer request, cooling off a
+used plan or too late, settling a healthy merchant, paying beyond an entitlement.
+
+After every step, for every agreement the machine created, the invariants read the chain:
+
+- money is conserved: deposited = frozen + released + refunded + upfront;
+- while Active, released is the derived counter (deposited - upfront) x valueConsumed
+  / (totalPaid + bonus), rounded down, exactly (so never more);
+- paid to the merchant <= upfront + released, paid to the consumer <= refunded,
+  refund due <= total paid, nothing frozen in a terminal state; a settled refund is accounted for
+  (refund due = refunded + insured shortfall + merchant owed), and a shortfall exists only once
+  the merchant's whole entitlement was paid out;
+- terminal states stay terminal;
+- Completed means every unit was used and the whole frozen share released;
+- the model matches the chain, field for field (agreement and ledger);
+- insurance: a claim covers at most its loss, as the model expects, and a policy's reservations
+  equal its claims' cover and never exceed its limit.
+
+The machine runs on eth-tester only; every Hypothesis example starts from one snapshot (the three
+demo merchants onboarded) and reverts to it afterwards. Example and step counts come from the
+Hypothesis profile (``YUFU_HYPOTHESIS_PROFILE``: "fast" by default, or "deep").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_tester import exceptions as tester_exceptions
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from web3.exceptions import ContractCustomError, ContractLogicError
+
+from chain import messages as m
+from chain import views as v
+from chain.client import TxResult, YufuClient, _as_chain_error
+from chain.config import DevnetConfig
+from chain.deploy import DeployedSystem
+from chain.errors import ChainError, ContractRevert
+from chain.scenario import SECONDS_PER_DAY, PlanDesk, SignedAgreement, SignedRecord, sha256
+
+DAY = SECONDS_PER_DAY
+HOUR = 3_600
+# Each transaction moves the chain one second on; a rule sends a handful. Closer than this to a
+# time boundary (expiry, end of cooling-off) the model predicts nothing and the rule does nothing.
+TIME_MARGIN = HOUR
+# Bound the chain reads the invariants make after every step.
+MAX_PLANS = 10
+MAX_POLICIES = 4
+# Gas for every transaction of the machine: far above the largest (a default settlement).
+MACHINE_GAS = 8_000_000
+
+State = m.AgreementState
+SIGNED_OR_ACTIVE = (State.SIGNED, State.ACTIVE)
+SETTLED_STATES = (State.COOLED_OFF, State.TERMINATED, State.EXPIRED, State.DEFAULTED)
+OPEN_FAULTS = (
+    "maxAmount",
+    "maxUnits",
+    "maxTermDays",
+    "industry",
+    "value",
+    "expiry",
+    "consumer",
+    "overflow",
+    "exists",
+)
+FUND_FAULTS = ("fund amount", "fund reference", "fund again")
+RECORD_FAULTS = (
+    "replay",
+    "closed plan",
+    "too many units",
+    "no units",
+    "sequence gap",
+    "amount",
+    "future",
+    "before funding",
+    "signer",
+)
+
+
+# ---------------------------------------------------------------- the model
+
+
+@dataclass
+class MerchantModel:
+    """A demo merchant as the machine expects the registry to hold it."""
+
+    key: str
+    address: str
+    industry: str
+    template_ids: tuple[int, ...]
+    status: m.MerchantStatus = m.MerchantStatus.APPROVED
+    tier: m.RiskTier = m.RiskTier.LOW
+    policy_ids: list[int] = field(default_factory=list)
+    plan_count: int = 0
+
+    @property
+    def can_sell(self) -> bool:
+        # The licence stays valid: it is 400 days old at onboarding and time only runs forward.
+        return self.status == m.MerchantStatus.APPROVED and self.tier != m.RiskTier.BLOCKED
+
+    @property
+    def serving(self) -> bool:
+        return self.status in (m.MerchantStatus.APPROVED, m.MerchantStatus.SUSPENDED)
+
+
+@dataclass
+class PolicyModel:
+    policy_id: int
+    coverage_limit: int
+    start: int
+    end: int
+    reserved: int = 0
+
+
+@dataclass
+class ClaimModel:
+    policy_id: int
+    loss: int
+    covered: int
+
+
+@dataclass
+class LedgerModel:
+    """Field for field as ``IAgreementBook.Ledger``."""
+
+    deposited: int = 0
+    frozen: int = 0
+    released: int = 0
+    refunded: int = 0
+    upfront: int = 0
+    refund_due: int = 0
+    merchant_owed: int = 0
+    insured_shortfall: int = 0
+    paid_to_merchant: int = 0
+    paid_to_consumer: int = 0
+
+
+@dataclass
+class PlanModel:
+    """One agreement as the model expects it."""
+
+    signed: SignedAgreement
+    agreement_id: bytes
+    merchant: MerchantModel
+    consumer_key: str
+    template: v.Template
+    state: State = State.SIGNED
+    custody_bps: int = 0
+    funded_at: int = 0
+    units_consumed: int = 0
+    next_sequence: int = 1
+    value_consumed: int = 0
+    ledger: LedgerModel = field(default_factory=LedgerModel)
+    accepted_records: list[SignedRecord] = field(default_factory=list)
+    claim: ClaimModel | None = None
+
+    @property
+    def terms(self) -> m.AgreementTerms:
+        return self.signed.terms
+
+    @property
+    def units_left(self) -> int:
+        return self.terms.units - self.units_consumed
+
+    def expected_agreement(self) -> v.Agreement:
+        terms = self.terms
+        return v.Agreement(
+            merchant=terms.merchant,
+            template_id=terms.template_id,
+            state=self.state,
+            custody_bps=self.custody_bps,
+            consumer=terms.consumer,
+            expiry=terms.expiry,
+            document_hash=terms.document_hash,
+            units=terms.units,
+            units_consumed=self.units_consumed,
+            next_sequence=self.next_sequence,
+            funded_at=self.funded_at,
+            unit_price=terms.unit_price,
+            total_paid=terms.total_paid,
+            bonus=terms.bonus,
+            value_consumed=self.value_consumed,
+        )
+
+    def outstanding(self, payee: m.Payee) -> int:
+        if payee == m.Payee.MERCHANT:
+            return self.ledger.upfront + self.ledger.released - self.ledger.paid_to_merchant
+        return self.ledger.refunded - self.ledger.paid_to_consumer
+
+
+def frozen_share(paid: int, custody_bps: int) -> int:
+    """The frozen part of a payment, rounded up (in the consumer's favour)."""
+    return math.ceil(Fraction(paid * custody_bps, 10_000))
+
+
+def earned_release(plan: PlanModel) -> int:
+    """The part of the frozen-at-funding share earned by the value consumed, rounded down."""
+    frozen_at_funding = plan.ledger.deposited - plan.ledger.upfront
+    total = plan.terms.total_paid + plan.terms.bonus
+    return math.floor(Fraction(frozen_at_funding * plan.value_consumed, total))
+
+
+def refund_owed(template: v.Template, paid: int, bonus: int, consumed: int) -> int:
+    """The refund of a plan ended early, by the template's rule (PRODUCT.md, step 8)."""
+    # Consumed face value converts at paid / (paid + bonus).
+    by_conversion = math.ceil(Fraction(paid) - Fraction(consumed * paid, paid + bonus))
+    by_face_value = max(paid - consumed, 0)
+    if template.refund_rule == m.RefundRule.BONUS_CONVERSION:
+        refund = by_conversion
+    elif template.refund_rule == m.RefundRule.FACE_VALUE:
+        refund = by_face_value
+    else:  # no agreed formula: the consumer's reading wins
+        refund = max(by_conversion, by_face_value)
+    rounding = template.refund_rounding_fen
+    return min(math.ceil(Fraction(refund, rounding)) * rounding, paid)
+
+
+def refund_sources(ledger: LedgerModel, refund: int) -> tuple[int, int, int]:
+    """Where a refund comes from: the frozen share, the merchant's unpaid entitlement, nobody."""
+    from_frozen = min(refund, ledger.frozen)
+    unpaid = ledger.upfront + ledger.released - ledger.paid_to_merchant
+    reclaimed = min(refund - from_frozen, unpaid)
+    return from_frozen, reclaimed, refund - from_frozen - reclaimed
+
+
+def _normalised(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return value.lower()
+    return value
+
+
+def _args_match(got: tuple[Any, ...], expected: tuple[Any, ...]) -> bool:
+    """Custom-error arguments are equal; ``...`` in ``expected`` matches anything."""
+    return len(got) == len(expected) and all(
+        want is Ellipsis or _normalised(have) == _normalised(want)
+        for have, want in zip(got, expected, strict=True)
+    )
+
+
+def _diff(name: str, expected: object, got: object) -> str:
+    lines = [
+        f"  {f.name}: model {getattr(expected, f.name)!r} != chain {getattr(got, f.name)!r}"
+        for f in dataclasses.fields(got)  # type: ignore[arg-type]
+        if getattr(expected, f.name) != getattr(got, f.name)
+    ]
+    return f"{name}: model and chain differ\n" + "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the machine
+
+
+class AgreementBookMachine(RuleBasedStateMachine):
+    """Random life-cycles of many agreements, checked against a model after every step."""
+
+    def __init__(
+        self,
+        backend: Any,
+        desk: PlanDesk,
+        config: DevnetConfig,
+        merchants: list[MerchantModel],
+        templates: dict[int, v.Template],
+        floors: dict[m.RiskTier, int],
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.snapshot_id = backend.snapshot()
+        self.desk = desk
+        self.client = desk.client
+        self.w3 = desk.client.w3
+        self.domain = self.client.book_domain()
+        self.templates = templates
+        self.floors = floors
+        self.merchants = [dataclasses.replace(mm, policy_ids=[]) for mm in merchants]
+        self.consumer_keys = [consumer.key.private_key for consumer in config.demo.consumers]
+        self.auditor_key = config.organisations["auditor"].key.private_key
+        self.plans: list[PlanModel] = []
+        self.policies: dict[int, PolicyModel] = {}
+        self.used_references: list[bytes] = []
+        self.seen_terminal: dict[bytes, State] = {}
+        self.counter = 0
+
+    def teardown(self) -> None:
+        self.backend.revert(self.snapshot_id)
+
+    # ------------------------------------------------------------ helpers
+
+    def _fresh(self, label: str) -> bytes:
+        self.counter += 1
+        return sha256(f"invariants:{label}:{self.counter}")
+
+    def _latest(self) -> int:
+        return self.client.latest_timestamp()
+
+    def _block_time(self, result: TxResult) -> int:
+        return int(self.w3.eth.get_block(result.block_number)["timestamp"])
+
+    def _refused(self, action: Callable[[], object], error: str, *args: Any) -> None:
+        """``action`` reverts with ``error(*args)`` and mines nothing."""
+        before = self.w3.eth.block_number
+        with pytest.raises(ChainError) as caught:
+            action()
+        got = caught.value
+        assert isinstance(got, ContractRevert), f"expected {error}{args}, got {got!r}"
+        assert got.error == error, f"expected {error}{args}, got {got}"
+        assert _args_match(got.args_, args), f"expected {error}{args}, got {got}"
+        assert self.w3.eth.block_number == before, "a refused action mined a block"
+
+    def _plans_in(self, *states: State) -> list[PlanModel]:
+        return [plan for plan in self.plans if plan.state in states]
+
+    def _sellers(self) -> list[MerchantModel]:
+        return [merchant for merchant in self.merchants if merchant.can_sell]
+
+    def _consumable(self) -> list[PlanModel]:
+        return [
+            plan
+            for plan in self._plans_in(State.ACTIVE)
+            if plan.merchant.serving and plan.funded_at <= plan.terms.expiry
+        ]
+
+    def _payable(self) -> list[tuple[PlanModel, m.Payee]]:
+        return [
+            (plan, payee) for plan in self.plans for payee in m.Payee if plan.outstanding(payee) > 0
+        ]
+
+    def _sign_record(
+        self,
+        plan: PlanModel,
+        sequence: int,
+        units: int,
+        *,
+        amount: int | None = None,
+        consumed_at: int | None = None,
+        consumer_key: str | None = None,
+    ) -> SignedRecord:
+        if consumed_at is None:
+            # Now, or the expiry if it has passed (a late record of a session delivered in time).
+            consumed_at = max(min(self._latest(), plan.terms.expiry), plan.funded_at)
+        record = m.ConsumptionRecord(
+            agreement_id=plan.agreement_id,
+            sequence=sequence,
+            units=units,
+            amount=units * plan.terms.unit_price if amount is None else amount,
+            consumed_at=consumed_at,
+            receipt_hash=self._fresh("receipt"),
+        )
+        return SignedRecord(
+            record,
+            record.sign(plan.merchant.key, self.domain),
+            record.sign(consumer_key or plan.consumer_key, self.domain),
+        )
+
+    def _record_error(
+        self, plan: PlanModel, signed: SignedRecord, consumer_key: str | None
+    ) -> tuple[Any, ...] | None:
+        """The error the book must refuse ``signed`` with, in the contract's order of checks."""
+        record, agreement_id = signed.record, plan.agreement_id
+        if plan.state != State.ACTIVE:
+            return ("AgreementBookInvalidState", agreement_id, plan.state)
+        if not plan.merchant.serving:
+            return ("AgreementBookMerchantStopped", plan.merchant.address, plan.merchant.status)
+        if record.sequence != plan.next_sequence:
+            return (
+                "AgreementBookSequenceMismatch",
+                agreement_id,
+                plan.next_sequence,
+                record.sequence,
+            )
+        if record.units == 0 or record.units > plan.units_left:
+            return ("AgreementBookInsufficientBalance", agreement_id, plan.units_left, record.units)
+        expected_amount = record.units * plan.terms.unit_price
+        if record.amount != expected_amount:
+            return ("AgreementBookAmountMismatch", agreement_id, expected_amount, record.amount)
+        if (
+            record.consumed_at < plan.funded_at
+            or record.consumed_at > self._latest()
+            or record.consumed_at > plan.terms.expiry
+        ):
+            return ("AgreementBookInvalidConsumptionTime", agreement_id, record.consumed_at)
+        if consumer_key not in (None, plan.consumer_key):
+            return (
+                "AgreementBookInvalidSignature",
+                record.digest(self.domain),
+                plan.terms.consumer,
+                Account.from_key(consumer_key).address,
+            )
+        return None
+
+    # ------------------------------------------------------------ model effects
+
+    def _open(self, data: st.DataObject, merchant: MerchantModel, fund: bool) -> None:
+        template_id = data.draw(st.sampled_from(merchant.template_ids), label="template")
+        template = self.templates[template_id]
+        consumer_key = data.draw(st.sampled_from(self.consumer_keys), label="consumer")
+        units = data.draw(st.integers(1, template.max_units or 50), label="units")
+        unit_price = data.draw(st.integers(1, 2 * template.max_amount // units), label="price")
+        face = units * unit_price
+        lowest_bonus = max(0, face - template.max_amount)
+        bonus = data.draw(
+            st.one_of(st.just(lowest_bonus), st.integers(lowest_bonus, face - 1)), label="bonus"
+        )
+        term_days = data.draw(st.integers(1, template.max_term_days), label="term days")
+        signed = self.desk.sign_agreement(
+            merchant.key,
+            consumer_key,
+            template_id,
+            units=units,
+            unit_price=unit_price,
+            bonus=bonus,
+            term_days=term_days,
+            salt=self._fresh("salt"),
+        )
+        agreement_id, _ = self.desk.open(signed)
+        assert agreement_id == signed.terms.digest(self.domain)
+        merchant.plan_count += 1
+        assert self.client.agreement_count(merchant.address) == merchant.plan_count
+        plan = PlanModel(signed, agreement_id, merchant, consumer_key, template)
+        self.plans.append(plan)
+        if fund:
+            self._fund(data, plan)
+
+    def _fund(self, data: st.DataObject, plan: PlanModel) -> None:
+        """The bank reports the payment, and often pays the merchant its upfront share at once."""
+        reference = self.desk.next_bank_reference()
+        paid = plan.terms.total_paid
+        result = self.desk.fund(plan.agreement_id, paid, bank_reference=reference)
+        self.used_references.append(reference)
+        # The custody ratio is fixed now, from the merchant's tier now.
+        custody_bps = max(plan.template.min_custody_bps, self.floors[plan.merchant.tier])
+        frozen = frozen_share(paid, custody_bps)
+        plan.state = State.ACTIVE
+        plan.custody_bps = custody_bps
+        plan.funded_at = self._block_time(result)
+        plan.ledger.deposited = paid
+        plan.ledger.frozen = frozen
+        plan.ledger.upfront = paid - frozen
+        if plan.ledger.upfront and data.draw(st.booleans(), label="pay upfront now"):
+            self._pay(plan, m.Payee.MERCHANT, plan.ledger.upfront)
+
+    def _pay(self, plan: PlanModel, payee: m.Payee, amount: int) -> None:
+        reference = self.desk.next_bank_reference()
+        self.desk.confirm_payout(plan.agreement_id, payee, amount, bank_reference=reference)
+        self.used_references.append(reference)
+        if payee == m.Payee.MERCHANT:
+            plan.ledger.paid_to_merchant += amount
+        else:
+            plan.ledger.paid_to_consumer += amount
+
+    def _apply_record(self, plan: PlanModel, signed: SignedRecord) -> None:
+        record = signed.record
+        plan.units_consumed += record.units
+        plan.value_consumed += record.amount
+        plan.next_sequence = record.sequence + 1
+        earned = earned_release(plan)
+        plan.ledger.frozen = plan.ledger.deposited - plan.ledger.upfront - earned
+        plan.ledger.released = earned
+        if plan.units_consumed == plan.terms.units:
+            plan.state = State.COMPLETED
+        plan.accepted_records.append(signed)
+
+    def _open_claim(self, plan: PlanModel, loss: int, now: int) -> ClaimModel:
+        """The merchant's first policy in force with cover left covers what it can."""
+        for policy_id in plan.merchant.policy_ids:
+            policy = self.policies[policy_id]
+            if policy.start <= now <= policy.end and policy.reserved < policy.coverage_limit:
+                covered = min(loss, policy.coverage_limit - policy.reserved)
+                policy.reserved += covered
+                return ClaimModel(policy_id, loss, covered)
+        return ClaimModel(0, loss, 0)
+
+    def _settle(self, plan: PlanModel, refund: int, state: State, now: int) -> None:
+        """The frozen share pays the refund first, then the merchant's entitlement the bank has
+        not paid out (released first, then upfront); the rest is claimed (default) or owed."""
+        ledger = plan.ledger
+        from_frozen, reclaimed, shortfall = refund_sources(ledger, refund)
+        ledger.released += ledger.frozen - from_frozen
+        from_released = min(reclaimed, ledger.released)
+        ledger.released -= from_released
+        ledger.upfront -= reclaimed - from_released
+        ledger.refunded += from_frozen + reclaimed
+        ledger.frozen = 0
+        ledger.refund_due = refund
+        if state != State.DEFAULTED:
+            ledger.merchant_owed = shortfall
+        elif shortfall > 0:
+            plan.claim = self._open_claim(plan, shortfall, now)
+            ledger.insured_shortfall = plan.claim.covered
+            ledger.merchant_owed = shortfall - plan.claim.covered
+        plan.state = state
+
+    def _refund_now(self, plan: PlanModel) -> int:
+        terms = plan.terms
+        return refund_owed(plan.template, terms.total_paid, terms.bonus, plan.value_consumed)
+
+    def _expire(self, plan: PlanModel) -> None:
+        result = self.client.expire(self.auditor_key, plan.agreement_id)
+        if plan.state == State.SIGNED:
+            plan.state = State.EXPIRED
+        else:
+            self._settle(plan, self._refund_now(plan), State.EXPIRED, self._block_time(result))
+
+    def _settle_default(self, chosen: list[PlanModel]) -> None:
+        result = self.client.settle_default(self.auditor_key, [p.agreement_id for p in chosen])
+        now = self._block_time(result)
+        for plan in chosen:  # in order: the first policy with cover left serves first
+            if plan.state == State.SIGNED:
+                plan.state = State.DEFAULTED
+            elif plan.state == State.ACTIVE:
+                self._settle(plan, self._refund_now(plan), State.DEFAULTED, now)
+
+    def _write_policy(self, merchant: MerchantModel, coverage: int, days: int) -> None:
+        policy_id = self.desk.write_policy(merchant.address, coverage, days)
+        written = self.client.get_policy(policy_id)
+        assert _normalised(written.merchant) == _normalised(merchant.address)
+        assert (written.coverage_limit, written.reserved) == (coverage, 0)
+        self.policies[policy_id] = PolicyModel(policy_id, coverage, written.start, written.end)
+        merchant.policy_ids.append(policy_id)
+
+    def _check_merchant(self, merchant: MerchantModel) -> None:
+        record = self.client.get_merchant(merchant.address)
+        assert (record.status, record.tier) == (merchant.status, merchant.tier)
+
+    # ------------------------------------------------------------ signing and funding
+
+    @initialize(data=st.data(), count=st.integers(2, 4))
+    def start_with_plans(self, data: st.DataObject, count: int) -> None:
+        """Begin with a few plans, most of them funded."""
+        for _ in range(count):
+            merchant = data.draw(st.sampled_from(self.merchants), label="merchant")
+            self._open(data, merchant, fund=data.draw(st.integers(0, 3).map(bool), label="fund"))
+
+    @precondition(lambda self: len(self.plans) < MAX_PLANS and bool(self._sellers()))
+    @rule(data=st.data(), fund=st.integers(0, 3).map(bool))
+    def open_plan(self, data: st.DataObject, fund: bool) -> None:
+        """Merchant and consumer sign a plan within the template's limits; maybe it is paid."""
+        self._open(data, data.draw(st.sampled_from(self._sellers()), label="merchant"), fund)
+
+    @precondition(lambda self: bool(self._plans_in(State.SIGNED)))
+    @rule(data=st.data())
+    def fund_plan(self, data: st.DataObject) -> None:
+        """The bank reports a payment; refused once the plan expired or the merchant may no
+        longer sell."""
+        plan = data.draw(st.sampled_from(self._plans_in(State.SIGNED)))
+        expected = self._funding_error(plan, plan.terms.total_paid, None)
+        if expected is None:
+            self._fund(data, plan)
+        elif expected:
+            self._refused(
+                lambda: self.desk.fund(plan.agreement_id, plan.terms.total_paid), *expected
+            )
+
+    @rule(data=st.data(), fault=st.sampled_from(OPEN_FAULTS + FUND_FAULTS))
+    def open_or_fund_refused(self, data: st.DataObject, fault: str) -> None:
+        """A plan breaking a rule is refused with the error naming the rule; funding a funded or
+        closed plan, with a wrong amount or a reused bank reference, is refused."""
+        if fault in FUND_FAULTS and self.plans:
+            self._fund_refused(data, fault)
+        else:
+            self._open_refused(data, fault)
+
+    def _open_refused(self, data: st.DataObject, fault: str) -> None:
+        merchant = data.draw(st.sampled_from(self.merchants), label="merchant")
+        consumer_key = data.draw(st.sampled_from(self.consumer_keys), label="consumer")
+        template_id = data.draw(st.sampled_from(merchant.template_ids), label="template")
+        template = self.templates[template_id]
+        extra = data.draw(st.integers(1, 1_000), label="excess")
+        latest = self._latest()
+        fields: dict[str, Any] = {
+            "merchant": merchant.address,
+            "consumer": Account.from_key(consumer_key).address,
+            "template_id": template_id,
+            "document_hash": self._fresh("document"),
+            "units": 1,
+            "unit_price": 100,
+            "total_paid": 100,
+            "bonus": 0,
+            "expiry": latest + DAY,
+            "salt": self._fresh("salt"),
+        }
+        expected: tuple[Any, ...]
+        checked_before_sales = True
+        if fault == "exists" and self.plans:
+            plan = data.draw(st.sampled_from(self.plans), label="existing plan")
+            self._refused(
+                lambda: self.desk.open(plan.signed), "AgreementBookAlreadyExists", plan.agreement_id
+            )
+            return
+        if fault == "value":
+            fields["total_paid"] = 100 + extra
+            expected = ("AgreementBookValueMismatch", 100, 100 + extra)
+        elif fault == "expiry":
+            fields["expiry"] = latest - extra
+            expected = ("AgreementBookInvalidTerms", m.label("expiry"))
+        elif fault == "consumer":
+            consumer_key = merchant.key
+            fields["consumer"] = merchant.address
+            expected = ("AgreementBookInvalidTerms", m.label("consumer"))
+        elif fault == "overflow":
+            # The plan's whole value must fit in 128 bits.
+            fields.update(total_paid=2**128 - extra, bonus=extra)
+            expected = ("AgreementBookInvalidTerms", m.label("bonus"))
+        else:
+            checked_before_sales = False
+            if fault == "maxAmount":
+                fields["unit_price"] = fields["total_paid"] = template.max_amount + extra
+                expected = (
+                    "AgreementBookOutsideTemplate",
+                    m.label("maxAmount"),
+                    template.max_amount,
+                    template.max_amount + extra,
+                )
+            elif fault == "maxUnits" and template.max_units:
+                units = template.max_units + extra
+                fields.update(units=units, unit_price=1, total_paid=units)
+                expected = (
+                    "AgreementBookOutsideTemplate",
+                    m.label("maxUnits"),
+                    template.max_units,
+                    units,
+                )
+            elif fault == "industry":
+                industry = m.industry_id(merchant.industry)
+                foreign = [tid for tid, t in self.templates.items() if t.industry != industry]
+                fields["template_id"] = data.draw(st.sampled_from(foreign), label="foreign")
+                expected = (
+                    "AgreementBookIndustryMismatch",
+                    industry,
+                    self.templates[fields["template_id"]].industry,
+                )
+            else:  # maxTermDays; also maxUnits of a template without a unit limit
+                fields["expiry"] = latest + (template.max_term_days + 1) * DAY + extra
+                expected = (
+                    "AgreementBookOutsideTemplate",
+                    m.label("maxTermDays"),
+                    ...,
+                    fields["expiry"],
+                )
+        if not checked_before_sales and not merchant.can_sell:
+            expected = ("AgreementBookMerchantCannotSell", merchant.address)
+        terms = m.AgreementTerms(**fields)
+        signed = SignedAgreement(
+            terms, terms.sign(merchant.key, self.domain), terms.sign(consumer_key, self.domain)
+        )
+        self._refused(lambda: self.desk.open(signed), *expected)
+
+    def _fund_refused(self, data: st.DataObject, fault: str) -> None:
+        funded = [plan for plan in self.plans if plan.state != State.SIGNED]
+        unfunded = self._plans_in(State.SIGNED)
+        preferred = funded if fault == "fund again" else unfunded
+        plan = data.draw(st.sampled_from(preferred or self.plans))
+        paid = plan.terms.total_paid
+        amount, reference = paid, None
+        if fault == "fund reference" and self.used_references:
+            reference = data.draw(st.sampled_from(self.used_references), label="reference")
+        elif fault != "fund again":
+            amount = data.draw(st.integers(0, 2 * paid).filter(lambda a: a != paid), label="paid")
+        expected = self._funding_error(plan, amount, reference)
+        if expected:
+            self._refused(
+                lambda: self.desk.fund(plan.agreement_id, amount, bank_reference=reference),
+                *expected,
+            )
+
+    def _funding_error(
+        self, plan: PlanModel, amount: int, reference: bytes | None
+    ) -> tuple[Any, ...] | None:
+        """The error the book must refuse this funding with, in the contract's order of checks;
+        None if it must be accepted, () if too close to the expiry to tell."""
+        agreement_id = plan.agreement_id
+        if plan.state != State.SIGNED:
+            return ("AgreementBookInvalidState", agreement_id, plan.state)
+        latest = self._latest()
+        if latest >= plan.terms.expiry:
+            return ("AgreementBookExpired", agreement_id, plan.terms.expiry)
+        if latest + TIME_MARGIN >= plan.terms.expiry:
+            return ()
+        if amount != plan.terms.total_paid:
+            return ("AgreementBookFundingMismatch", agreement_id, plan.terms.total_paid, amount)
+        if reference is not None and reference in self.used_references:
+            return ("AgreementBookDuplicateBankReference", reference)
+        if not plan.merchant.can_sell:
+            return ("AgreementBookMerchantCannotSell", plan.merchant.address)
+        return None
+
+    # ------------------------------------------------------------ consumption
+
+    @precondition(lambda self: bool(self._consumable()))
+    @rule(data=st.data(), by_merchant=st.booleans())
+    def consume(self, data: st.DataObject, by_merchant: bool) -> None:
+        """Signed records of one plan, alone or in a batch, release frozen money."""
+        plan = data.draw(st.sampled_from(self._consumable()))
+        count = data.draw(st.integers(1, min(4, plan.units_left)), label="records")
+        left = plan.units_left
+        batch: list[SignedRecord] = []
+        for index in range(count):
+            units = data.draw(st.integers(1, left - (count - index - 1)), label="units")
+            left -= units
+            batch.append(self._sign_record(plan, plan.next_sequence + index, units))
+        submitter = plan.merchant.key if by_merchant else None
+        if count == 1 and data.draw(st.booleans(), label="single call"):
+            self.desk.consume(batch[0], submitter)
+        else:
+            self.desk.consume_batch(batch, submitter)
+        for signed in batch:
+            self._apply_record(plan, signed)
+
+    @precondition(lambda self: len(self._consumable()) >= 2)
+    @rule(data=st.data())
+    def consume_across_plans(self, data: st.DataObject) -> None:
+        """One batch carries records of several plans, possibly of several merchants."""
+        plans = data.draw(
+            st.lists(st.sampled_from(self._consumable()), min_size=2, max_size=3, unique_by=id)
+        )
+        batch = [
+            self._sign_record(plan, plan.next_sequence, data.draw(st.integers(1, plan.units_left)))
+            for plan in plans
+        ]
+        self.desk.consume_batch(batch)
+        for plan, signed in zip(plans, batch, strict=True):
+            self._apply_record(plan, signed)
+
+    @precondition(lambda self: bool(self.plans))
+    @rule(data=st.data(), fault=st.sampled_from(RECORD_FAULTS), in_batch=st.booleans())
+    def consume_refused(self, data: st.DataObject, fault: str, in_batch: bool) -> None:
+        """A replayed record, a record on a closed plan, or a record breaking a rule is refused;
+        a batch holding one records nothing at all."""
+        replayable = [p for p in self.plans if p.accepted_records]
+        closed = self._plans_in(*m.TERMINAL_STATES, State.SIGNED)
+        if fault == "replay" and replayable:
+            plan = data.draw(st.sampled_from(replayable))
+            signed = data.draw(st.sampled_from(plan.accepted_records), label="replayed")
+            expected = self._record_error(plan, signed, None)
+            assert expected is not None
+            self._refused(lambda: self.desk.consume(signed), *expected)
+            return
+        if fault in ("replay", "closed plan") and closed:
+            plan = data.draw(st.sampled_from(closed))
+            signed = self._sign_record(plan, plan.next_sequence, 1)
+            self._refused(
+                lambda: self.desk.consume(signed),
+                "AgreementBookInvalidState",
+                plan.agreement_id,
+                plan.state,
+            )
+            return
+        plan = data.draw(st.sampled_from(self._plans_in(State.ACTIVE) or self.plans))
+        sequence, units = plan.next_sequence, 1
+        amount: int | None = None
+        consumed_at: int | None = None
+        consumer_key: str | None = None
+        if fault == "no units":
+            units = 0
+        elif fault == "sequence gap":
+            sequence += data.draw(st.integers(1, 3), label="gap")
+        elif fault == "amount":
+            amount = plan.terms.unit_price + data.draw(st.sampled_from([-1, 1]), label="off by")
+        elif fault == "future":
+            consumed_at = self._latest() + DAY
+        elif fault == "before funding":
+            consumed_at = max(plan.funded_at - 1, 0)
+        elif fault == "signer":
+            others = [key for key in self.consumer_keys if key != plan.consumer_key]
+            consumer_key = data.draw(st.sampled_from(others), label="wrong consumer")
+        else:  # too many units (also when there was nothing to replay or no closed plan)
+            units = plan.units_left + data.draw(st.integers(1, 5), label="excess units")
+
+        def bad_record(at_sequence: int) -> SignedRecord:
+            return self._sign_record(
+                plan,
+                at_sequence,
+                units,
+                amount=amount,
+                consumed_at=consumed_at,
+                consumer_key=consumer_key,
+            )
+
+        if in_batch and plan.state == State.ACTIVE and plan.units_left > 1:
+            # A good record first, then the bad one (numbered after it): all or nothing.
+            good = self._sign_record(plan, plan.next_sequence, 1)
+            bad = bad_record(sequence + 1)
+            expected = self._record_error(plan, good, None)
+            if expected is None:
+                after_good = dataclasses.replace(
+                    plan, ledger=dataclasses.replace(plan.ledger), accepted_records=[]
+                )
+                self._apply_record(after_good, good)
+                expected = self._record_error(after_good, bad, consumer_key)
+            assert expected is not None
+            self._refused(lambda: self.desk.consume_batch([good, bad]), *expected)
+        else:
+            bad = bad_record(sequence)
+            expected = self._record_error(plan, bad, consumer_key)
+            assert expected is not None
+            self._refused(lambda: self.desk.consume(bad), *expected)
+
+    # ------------------------------------------------------------ ending plans
+
+    def _exitable(self) -> list[PlanModel]:
+        """Active plans the consumer may leave: not of a merchant in default (that is settled)."""
+        return [
+            plan
+            for plan in self._plans_in(State.ACTIVE)
+            if plan.merchant.status != m.MerchantStatus.DEFAULTED
+        ]
+
+    @precondition(lambda self: any(p.units_consumed == 0 for p in self._exitable()))
+    @rule(data=st.data())
+    def cool_off(self, data: st.DataObject) -> None:
+        """An unused plan is cancelled within cooling-off for its whole payment; after, refused."""
+        plan = data.draw(st.sampled_from([p for p in self._exitable() if p.units_consumed == 0]))
+        ends_at = plan.funded_at + plan.template.cooling_off_days * DAY
+        latest = self._latest()
+        if latest + TIME_MARGIN <= ends_at:
+            result = self.desk.cool_off(plan.agreement_id, plan.consumer_key)
+            self._settle(plan, plan.terms.total_paid, State.COOLED_OFF, self._block_time(result))
+        elif latest > ends_at:
+            self._refused(
+                lambda: self.desk.cool_off(plan.agreement_id, plan.consumer_key),
+                "AgreementBookCoolingOffOver",
+                plan.agreement_id,
+                ends_at,
+            )
+
+    @precondition(lambda self: bool(self._exitable()))
+    @rule(data=st.data())
+    def terminate(self, data: st.DataObject) -> None:
+        """The consumer ends a plan early; the refund is the template's formula, as previewed."""
+        plan = data.draw(st.sampled_from(self._exitable()))
+        refund = self._refund_now(plan)
+        from_frozen, reclaimed, shortfall = refund_sources(plan.ledger, refund)
+        preview = self.client.preview_refund(plan.agreement_id)
+        assert preview == v.RefundPreview(refund, from_frozen + reclaimed, shortfall)
+        result = self.desk.terminate(plan.agreement_id, plan.consumer_key)
+        self._settle(plan, refund, State.TERMINATED, self._block_time(result))
+
+    @rule(days=st.integers(0, 40), hours=st.integers(0, 23), expire=st.booleans())
+    def advance_time(self, days: int, hours: int, expire: bool) -> None:
+        """Time runs; maybe every plan past its expiry (of a merchant not in default) is then
+        closed."""
+        if days or hours:
+            self.backend.advance_time(days * DAY + hours * HOUR)
+        if expire:
+            latest = self._latest()
+            for plan in self._plans_in(*SIGNED_OR_ACTIVE):
+                if (
+                    latest > plan.terms.expiry
+                    and plan.merchant.status != m.MerchantStatus.DEFAULTED
+                ):
+                    self._expire(plan)
+
+    @precondition(lambda self: bool(self.plans))
+    @rule(
+        data=st.data(),
+        action=st.sampled_from(["terminate", "cool off", "expire"]),
+        fault=st.sampled_from(["deadline", "signer", "other action", "used"]),
+    )
+    def end_plan_refused(self, data: st.DataObject, action: str, fault: str) -> None:
+        """Ending a plan that is not Active, or of a merchant in default (only settlement ends
+        those), expiring one before its expiry, ending one with a bad consumer request, or
+        cooling off a used plan is refused."""
+        plan = data.draw(st.sampled_from(self.plans))
+        agreement_id = plan.agreement_id
+        merchant = plan.merchant
+        stopped = ("AgreementBookMerchantStopped", merchant.address, merchant.status)
+        in_default = merchant.status == m.MerchantStatus.DEFAULTED
+        expected: tuple[Any, ...]
+        if action == "expire":
+            latest = self._latest()
+            if plan.state not in SIGNED_OR_ACTIVE:
+                expected = ("AgreementBookInvalidState", agreement_id, plan.state)
+            elif latest + TIME_MARGIN < plan.terms.expiry:
+                expected = ("AgreementBookNotExpired", agreement_id, plan.terms.expiry)
+            elif latest >= plan.terms.expiry and in_default:
+                expected = stopped
+            else:
+                return  # close to its expiry, or a valid expiry (advance_time does those)
+            self._refused(lambda: self.client.expire(self.auditor_key, agreement_id), *expected)
+            return
+        contract_action = (
+            m.ConsumerAction.TERMINATE if action == "terminate" else m.ConsumerAction.COOLING_OFF
+        )
+        submit = (
+            self.client.terminate if action == "terminate" else self.client.cancel_in_cooling_off
+        )
+        signed_action, signer = contract_action, plan.consumer_key
+        deadline = self._latest() + HOUR
+        digest = m.ConsumerRequest(agreement_id, contract_action, deadline).digest(self.domain)
+        if plan.state != State.ACTIVE:
+            expected = ("AgreementBookInvalidState", agreement_id, plan.state)
+        elif in_default:
+            expected = stopped
+        elif fault == "deadline":
+            deadline = self._latest() - data.draw(st.integers(1, DAY), label="late by")
+            expected = ("AgreementBookRequestExpired", deadline, ...)
+        elif fault == "signer":
+            others = [key for key in self.consumer_keys if key != plan.consumer_key]
+            signer = data.draw(st.sampled_from(others), label="wrong consumer")
+            expected = (
+                "AgreementBookInvalidSignature",
+                digest,
+                plan.terms.consumer,
+                Account.from_key(signer).address,
+            )
+        elif fault == "used" and action == "cool off" and plan.units_consumed:
+            expected = ("AgreementBookAlreadyConsumed", agreement_id, plan.units_consumed)
+        else:  # the consumer signed the other request: its signature does not cover this one
+            signed_action = m.ConsumerAction(1 - contract_action)
+            expected = ("AgreementBookInvalidSignature", digest, plan.terms.consumer, ...)
+        signature = m.ConsumerRequest(agreement_id, signed_action, deadline).sign(
+            signer, self.domain
+        )
+        self._refused(
+            lambda: submit(self.desk.operator_key, agreement_id, deadline, signature), *expected
+        )
+
+    # ------------------------------------------------------------ risk, default, insurance
+
+    def _raisable(self) -> list[MerchantModel]:
+        return [mm for mm in self._insurable() if mm.tier < m.RiskTier.BLOCKED]
+
+    @precondition(lambda self: bool(self._raisable()))
+    @rule(data=st.data())
+    def raise_risk_tier(self, data: st.DataObject) -> None:
+        """The regulator raises a tier: only plans funded afterwards keep more in custody."""
+        merchant = data.draw(st.sampled_from(self._raisable()))
+        tier = data.draw(
+            st.sampled_from([t for t in m.RiskTier if t > merchant.tier]), label="tier"
+        )
+        self.client.set_risk_tier(
+            self.desk.regulator_key, merchant.address, tier, self._fresh("risk")
+        )
+        merchant.tier = tier
+        self._check_merchant(merchant)
+
+    def _insurable(self) -> list[MerchantModel]:
+        return [mm for mm in self.merchants if mm.status != m.MerchantStatus.DEFAULTED]
+
+    @precondition(lambda self: len(self.policies) < MAX_POLICIES and bool(self._insurable()))
+    @rule(data=st.data(), coverage=st.integers(1, 300_000), days=st.integers(1, 400))
+    def write_policy(self, data: st.DataObject, coverage: int, days: int) -> None:
+        """The insurer writes a performance bond on a merchant (it may lapse as time runs)."""
+        self._write_policy(data.draw(st.sampled_from(self._insurable())), coverage, days)
+
+    @precondition(
+        lambda self: any(
+            mm.status == m.MerchantStatus.APPROVED and mm.plan_count for mm in self.merchants
+        )
+    )
+    @rule(
+        data=st.data(),
+        insure=st.integers(0, 2).map(bool),
+        coverage=st.integers(1, 300_000),
+        settle_now=st.integers(0, 2).map(bool),
+    )
+    def declare_default(
+        self, data: st.DataObject, insure: bool, coverage: int, settle_now: bool
+    ) -> None:
+        """The regulator declares a merchant in default, with or without a policy written
+        just before; maybe all its plans are settled at once."""
+        merchant = data.draw(
+            st.sampled_from(
+                [
+                    mm
+                    for mm in self.merchants
+                    if mm.status == m.MerchantStatus.APPROVED and mm.plan_count
+                ]
+            )
+        )
+        if insure:
+            self._write_policy(merchant, coverage, 365)
+        self.client.declare_default(
+            self.desk.regulator_key, merchant.address, self._fresh("default")
+        )
+        merchant.status = m.MerchantStatus.DEFAULTED
+        self._check_merchant(merchant)
+        if settle_now:
+            self._settle_default([plan for plan in self.plans if plan.merchant is merchant])
+
+    @precondition(
+        lambda self: any(p.merchant.status == m.MerchantStatus.DEFAULTED for p in self.plans)
+    )
+    @rule(data=st.data())
+    def settle_default(self, data: st.DataObject) -> None:
+        """Some plans of defaulted merchants are settled; closed ones are skipped (a retry)."""
+        candidates = [p for p in self.plans if p.merchant.status == m.MerchantStatus.DEFAULTED]
+        self._settle_default(
+            data.draw(
+                st.lists(st.sampled_from(candidates), min_size=1, max_size=len(candidates) + 1)
+            )
+        )
+
+    @precondition(lambda self: bool(self.plans))
+    @rule(
+        data=st.data(),
+        payee=st.sampled_from(m.Payee),
+        fault=st.sampled_from(["settle healthy", "pay excess", "pay nothing", "pay reference"]),
+    )
+    def settle_or_pay_refused(self, data: st.DataObject, payee: m.Payee, fault: str) -> None:
+        """A settlement naming a plan of a merchant not in default is refused as a whole (even
+        after plans of defaulted merchants listed before it); a payout beyond the entitlement,
+        of nothing, or with a used bank reference is refused."""
+        if fault == "settle healthy" and any(
+            p.merchant.status != m.MerchantStatus.DEFAULTED for p in self.plans
+        ):
+            self._settle_healthy_refused(data)
+        else:
+            self._payout_refused(data, payee, fault)
+
+    def _settle_healthy_refused(self, data: st.DataObject) -> None:
+        chosen = data.draw(st.lists(st.sampled_from(self.plans), max_size=3))
+        healthy = [p for p in self.plans if p.merchant.status != m.MerchantStatus.DEFAULTED]
+        chosen.insert(
+            data.draw(st.integers(0, len(chosen)), label="position"),
+            data.draw(st.sampled_from(healthy), label="healthy plan"),
+        )
+        first = next(p for p in chosen if p.merchant.status != m.MerchantStatus.DEFAULTED)
+        self._refused(
+            lambda: self.client.settle_default(self.auditor_key, [p.agreement_id for p in chosen]),
+            "AgreementBookMerchantNotDefaulted",
+            first.merchant.address,
+        )
+
+    # ------------------------------------------------------------ payouts
+
+    @precondition(lambda self: bool(self._payable()))
+    @rule(data=st.data())
+    def confirm_payout(self, data: st.DataObject) -> None:
+        """The bank pays part (or all) of what a merchant or consumer is owed and reports it."""
+        plan, payee = data.draw(st.sampled_from(self._payable()))
+        outstanding = plan.outstanding(payee)
+        self._pay(
+            plan, payee, data.draw(st.one_of(st.just(outstanding), st.integers(1, outstanding)))
+        )
+
+    def _payout_refused(self, data: st.DataObject, payee: m.Payee, fault: str) -> None:
+        plan = data.draw(st.sampled_from(self.plans))
+        outstanding = plan.outstanding(payee)
+        if fault == "pay reference" and self.used_references:
+            reference = data.draw(st.sampled_from(self.used_references), label="reference")
+            self._refused(
+                lambda: self.desk.confirm_payout(
+                    plan.agreement_id, payee, max(outstanding, 1), bank_reference=reference
+                ),
+                "AgreementBookDuplicateBankReference",
+                reference,
+            )
+            return
+        amount = 0 if fault == "pay nothing" else outstanding + data.draw(st.integers(1, 10**6))
+        self._refused(
+            lambda: self.desk.confirm_payout(plan.agreement_id, payee, amount),
+            "AgreementBookPayoutExceedsEntitlement",
+            plan.agreement_id,
+            payee,
+            outstanding,
+            amount,
+        )
+
+    # ------------------------------------------------------------ invariants
+
+    @invariant()
+    def every_agreement_keeps_the_rules(self) -> None:
+        for plan in self.plans:
+            agreement = self.client.get_agreement(plan.agreement_id)
+            ledger = self.client.get_ledger(plan.agreement_id)
+            name = f"agreement 0x{plan.agreement_id.hex()[:12]}"
+            state = State(agreement.state)
+
+            # Money is conserved.
+            assert ledger.is_conserved(), f"{name}: money not conserved: {ledger}"
+            # While Active, released is the derived counter, exactly (rounded down).
+            if state == State.ACTIVE:
+                total = agreement.total_paid + agreement.bonus
+                earned = (ledger.deposited - ledger.upfront) * agreement.value_consumed // total
+                assert ledger.released <= earned, f"{name}: released beyond earned: {ledger}"
+                assert ledger.released == earned, f"{name}: released != {earned}: {ledger}"
+                assert ledger.refunded == ledger.refund_due == 0, f"{name}: {ledger}"
+            # Nothing paid beyond entitlement, no refund beyond the payment, deposits whole.
+            assert ledger.paid_to_merchant <= ledger.upfront + ledger.released, f"{name}: {ledger}"
+            assert ledger.paid_to_consumer <= ledger.refunded, f"{name}: {ledger}"
+            assert ledger.refund_due <= agreement.total_paid, f"{name}: {ledger}"
+            assert ledger.deposited in (0, agreement.total_paid), f"{name}: {ledger}"
+            if state in m.TERMINAL_STATES:
+                assert ledger.frozen == 0, f"{name}: {state.name} keeps {ledger.frozen} frozen"
+            if state in SETTLED_STATES and ledger.deposited:
+                # The refund granted is paid from custody, covered by insurance or owed.
+                assert (
+                    ledger.refund_due
+                    == ledger.refunded + ledger.insured_shortfall + ledger.merchant_owed
+                ), f"{name}: refund not accounted for: {ledger}"
+            if ledger.insured_shortfall or ledger.merchant_owed:
+                # Nobody else is asked to pay while the bank still holds the merchant's money.
+                assert ledger.paid_to_merchant == ledger.upfront + ledger.released, (
+                    f"{name}: shortfall although the merchant's entitlement was unpaid: {ledger}"
+                )
+            # Terminal states stay terminal.
+            if plan.agreement_id in self.seen_terminal:
+                was = self.seen_terminal[plan.agreement_id]
+                assert state == was, f"{name}: left terminal {was.name} for {state.name}"
+            elif state in m.TERMINAL_STATES:
+                self.seen_terminal[plan.agreement_id] = state
+            # Completed: every unit used, the whole frozen share released.
+            if state == State.COMPLETED:
+                assert agreement.units_consumed == agreement.units, f"{name}: {agreement}"
+                assert ledger.released == ledger.deposited - ledger.upfront, f"{name}: {ledger}"
+
+            # The model matches the chain.
+            expected = plan.expected_agreement()
+            assert agreement == expected, _diff(name, expected, agreement)
+            assert dataclasses.astuple(ledger) == dataclasses.astuple(plan.ledger), _diff(
+                name, plan.ledger, ledger
+            )
+
+            # Insurance: only a settled default with a shortfall opens a claim.
+            if state == State.DEFAULTED:
+                claim_id = self.client.claim_of_agreement(plan.agreement_id)
+                if plan.claim is None:
+                    assert claim_id == 0, f"{name}: unexpected claim {claim_id}"
+                else:
+                    claim = self.client.get_claim(claim_id)
+                    assert claim.covered <= claim.loss, f"{name}: claim covers beyond loss"
+                    got = (claim.policy_id, claim.loss, claim.covered)
+                    want = (plan.claim.policy_id, plan.claim.loss, plan.claim.covered)
+                    assert got == want, f"{name}: claim {claim} != model {plan.claim}"
+                    assert claim.covered == ledger.insured_shortfall, f"{name}: {claim} {ledger}"
+                    status = m.ClaimStatus.OPEN if claim.covered else m.ClaimStatus.UNCOVERED
+                    assert claim.status == status, f"{name}: {claim}"
+            else:
+                assert plan.claim is None
+
+        # A policy's reservations are its claims' cover, within its limit. Only the policies
+        # of defaulted merchants can have claims.
+        for merchant in self.merchants:
+            if merchant.status != m.MerchantStatus.DEFAULTED:
+                continue
+            for policy_id in merchant.policy_ids:
+                written = self.client.get_policy(policy_id)
+                covered = sum(
+                    plan.claim.covered
+                    for plan in self.plans
+                    if plan.claim is not None and plan.claim.policy_id == policy_id
+                )
+                assert written.reserved == self.policies[policy_id].reserved == covered, (
+                    f"policy {policy_id}: reserved {written.reserved}, model"
+                    f" {self.policies[policy_id].reserved}, claims cover {covered}"
+                )
+                assert covered <= written.coverage_limit, f"policy {policy_id} beyond its limit"
+
+
+# ---------------------------------------------------------------- the test
+
+
+@pytest.fixture
+def quick_transactions(deployed: DeployedSystem, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Send the machine's transactions with a fixed gas limit after a dry run.
+
+    eth-tester estimates gas by a binary search that runs each transaction a dozen times, most
+    of the machine's time. One ``eth_call`` from the sender finds a refusal just as well (the same
+    custom error, nothing sent), and a fixed limit then lets the transaction through.
+    """
+    client = deployed.client
+
+    def transact(sender_key: str, function: Any, *, gas: int | None = None) -> TxResult:
+        if gas is None:
+            try:
+                function.call({"from": Account.from_key(sender_key).address})
+            except (
+                ContractCustomError,
+                ContractLogicError,
+                tester_exceptions.TransactionFailed,
+            ) as error:
+                raise _as_chain_error(error) from None
+            gas = MACHINE_GAS
+        return YufuClient.transact(client, sender_key, function, gas=gas)
+
+    monkeypatch.setattr(client, "transact", transact)
+    yield
+
+
+@pytest.mark.parametrize("backend", ["eth-tester"], indirect=True)
+def test_agreement_book_invariants(
+    backend: Any,
+    deployed: DeployedSystem,
+    desk: PlanDesk,
+    config: DevnetConfig,
+    quick_transactions: None,
+) -> None:
+    if backend.name != "eth-tester":  # the machine's many examples are for the in-process chain
+        pytest.skip("the state machine runs on eth-tester only")
+    client = deployed.client
+    merchants: list[MerchantModel] = []
+    for demo in config.demo.merchants:
+        key = demo.key.private_key
+        address = desk.onboard(key, demo.uscc, demo.name, demo.industry)
+        template_ids = tuple(
+            sorted(
+                tid
+                for (_, industry), tid in deployed.template_ids.items()
+                if industry == demo.industry
+            )
+        )
+        merchants.append(MerchantModel(key, address, demo.industry, template_ids))
+    templates = {tid: client.get_template(tid) for tid in deployed.template_ids.values()}
+    floors = {tier: client.custody_floor(tier) for tier in m.RiskTier}
+    # Put the chain a day ahead of the wall clock: every block is then stamped one second after
+    # the one before, so an example replays with the same timestamps however long the run takes.
+    backend.advance_time(DAY)
+
+    run_state_machine_as_test(
+        lambda: AgreementBookMachine(backend, desk, config, merchants, templates, floors),  # type: ignore[arg-type]
+        settings=settings(),
+    )
