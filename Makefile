@@ -8,7 +8,7 @@ PIP_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup compile test test-deep run gas-report lint clean distclean
+.PHONY: help setup compile test test-deep run demo bench gas-report lint clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -37,8 +37,14 @@ test: setup ## Run the test suite, anvil tests included, deep Hypothesis profile
 test-deep: setup ## Run every test, with the deep Hypothesis profile
 	YUFU_HYPOTHESIS_PROFILE=deep $(BIN)/pytest -q
 
-run: setup ## Run the demo (scripts/demo.py)
+run: setup ## Run the Yufu node on the devnet port (data in .yufu/devnet) until Ctrl-C
+	$(BIN)/python scripts/run_devnet.py
+
+demo: setup ## Play a plan's whole life on an embedded eth-tester chain (scripts/demo.py)
 	$(BIN)/python scripts/demo.py
+
+bench: setup ## Benchmark the node against eth-tester and anvil (RECORDS=n to size it)
+	$(BIN)/python scripts/bench.py $(if $(RECORDS),--records $(RECORDS))
 
 gas-report: setup ## Print gas used per contract function (scripts/gas_report.py)
 	$(BIN)/python scripts/gas_report.py

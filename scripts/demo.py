@@ -1,6 +1,6 @@
 """Play the life of prepaid plans on an embedded devnet and print every step.
 
-This is what ``make run`` runs until the Yufu node arrives. It starts an eth-tester chain
+This is what ``make demo`` runs until the Yufu node arrives. It starts an eth-tester chain
 (py-evm) inside this process, funds the accounts of ``hardhat-free-devnet.toml`` for gas, deploys
 and configures the system as the configured regulator, and then plays the parties with the
 devnet's keys:

@@ -140,10 +140,21 @@ class GasBench:
 
     def pay_refund(self, agreement_id: bytes, label: str) -> TxResult:
         """The bank feed reports the refund paid to the consumer."""
+        amount = self.client.get_ledger(agreement_id).refunded
+        return self.pay(agreement_id, label, m.Payee.CONSUMER, amount)
+
+    def pay_merchant(self, agreement_id: bytes, label: str) -> TxResult:
+        """The bank feed reports everything released so far paid to the merchant."""
+        ledger = self.client.get_ledger(agreement_id)
+        amount = ledger.upfront + ledger.released - ledger.paid_to_merchant
+        return self.pay(agreement_id, label, m.Payee.MERCHANT, amount)
+
+    def pay(self, agreement_id: bytes, label: str, payee: m.Payee, amount: int) -> TxResult:
+        """The bank feed reports a payout from custody."""
         payout = m.PayoutReport(
             agreement_id=agreement_id,
-            payee=m.Payee.CONSUMER,
-            amount=self.client.get_ledger(agreement_id).refunded,
+            payee=payee,
+            amount=amount,
             bank_reference=sha256(f"gas report payout {label}"),
             instruction_id=sha256(f"gas report instruction {label}"),
         )
@@ -271,6 +282,9 @@ def measure_calls(bench: GasBench) -> tuple[list[Measurement], BatchTiming]:
     add("terminate", ended, f"after 1 of {PLAN_VISITS} visits; face-value refund")
 
     bench.write_policy()
+    # The bank has paid the merchant its upfront share and releases, so custody cannot cover
+    # the whole refund and the default opens an insurance claim.
+    bench.pay_merchant(plan, "merchant before default")
     declared = client.declare_default(desk.regulator_key, bench.merchant, sha256("closure"))
     add("declareDefault", declared, "merchant Approved → Defaulted")
     settled = client.settle_default(desk.regulator_key, [plan])

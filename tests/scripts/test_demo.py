@@ -1,6 +1,6 @@
-"""The demo (``make run``) plays a plan's whole life and every ledger conserves its money.
+"""The demo (``make demo``) plays a plan's whole life and every ledger conserves its money.
 
-The script runs as ``make run`` runs it: a separate process with this environment's Python, so
+The script runs as ``make demo`` runs it: a separate process with this environment's Python, so
 the test also catches a script that only works when imported.
 """
 

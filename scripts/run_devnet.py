@@ -1,0 +1,370 @@
+"""Run the Yufu devnet node in the foreground: what ``make run`` does.
+
+A small supervisor around ``python -m chain.node run``:
+
+1. starts the node as a child process on the devnet's JSON-RPC port (``[services] host`` and
+   ``node_rpc_port`` of ``hardhat-free-devnet.toml``) with its data in ``.yufu/devnet``
+   (``chain.data_dir``), and waits until ``/health`` answers;
+2. deploys the system contracts if this chain does not have them yet
+   (``chain.node.service.bootstrap``, the regulator's first transactions). A fresh data
+   directory is bootstrapped on a throw-away node sealing every ``BOOTSTRAP_BLOCK_PERIOD``
+   seconds, stopped cleanly before the real one starts: thirty-odd transactions that each wait
+   for a block take seconds instead of half a minute. If that is interrupted, the chain files
+   are deleted again, since a half-bootstrapped chain cannot be resumed;
+3. prints the node's URL, the system contracts' addresses and commands to try;
+4. keeps running until Ctrl-C (SIGINT) or SIGTERM, which it forwards to the node as SIGTERM,
+   waits for the node to stop cleanly and exits with 0. If the node dies on its own, the
+   supervisor exits with 1.
+
+The node runs in its own session, so a Ctrl-C in the terminal reaches the supervisor only, and
+the node is stopped once, in order. Its output is relayed with a ``[node]`` prefix.
+
+Usage::
+
+    python scripts/run_devnet.py [--config FILE] [--data-dir DIR] [--host HOST] [--port PORT]
+                                 [--block-period SECONDS]
+
+``--port 0`` lets the node pick a free port; the URL line says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import requests
+from web3 import Web3
+
+from chain.client import SystemAddresses
+from chain.config import DEFAULT_CONFIG_PATH, ConfigError, DevnetConfig, load_config
+from chain.errors import ChainError
+from chain.node.service import bootstrap
+
+PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+CAST_BINARY: Path = PROJECT_ROOT / "node_modules" / ".bin" / "cast"
+# The block period of the throw-away node that bootstraps a fresh data directory.
+BOOTSTRAP_BLOCK_PERIOD: float = 0.05
+START_TIMEOUT_SECONDS: float = 60.0
+STOP_TIMEOUT_SECONDS: float = 30.0
+HEALTH_POLL_SECONDS: float = 0.1
+# The files ``chain.node.store.ChainStore`` keeps in a data directory (SQLite in WAL mode).
+CHAIN_FILES: tuple[str, ...] = ("chain.sqlite", "chain.sqlite-wal", "chain.sqlite-shm")
+# The line ``chain.node.service.serve`` prints once its port is bound.
+URL_LINE = re.compile(r"Yufu node serving JSON-RPC on (http://\S+)")
+# The line this script prints once the devnet is ready; tests and scripts wait for it.
+READY_PREFIX = "Yufu devnet ready: JSON-RPC on "
+
+
+class SupervisorError(ChainError):
+    """The node could not be started, bootstrapped or stopped; the message says why."""
+
+
+class StopRequested(Exception):  # noqa: N818 - a request, not an error
+    """SIGINT or SIGTERM arrived."""
+
+
+class NodeProcess:
+    """``python -m chain.node run`` as a child process.
+
+    Parameters
+    ----------
+    config_path
+        The devnet TOML.
+    data_dir
+        The node's data directory.
+    host, port
+        Where it listens; port 0 lets it choose.
+    block_period
+        Seconds between blocks; None for the configured period.
+    relay
+        Print the node's output lines (prefixed ``[node]``); otherwise keep only the last ones,
+        for error messages.
+    """
+
+    def __init__(
+        self,
+        config_path: Path,
+        data_dir: Path,
+        host: str,
+        port: int,
+        block_period: float | None = None,
+        *,
+        relay: bool = True,
+    ) -> None:
+        self.config_path = config_path
+        self.data_dir = data_dir
+        self.host = host
+        self.port = port
+        self.block_period = block_period
+        self.relay = relay
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.output: list[str] = []
+        self._url_found = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    def command(self) -> list[str]:
+        """The node's command line."""
+        command = [
+            sys.executable,
+            "-m",
+            "chain.node",
+            "run",
+            "--config",
+            str(self.config_path),
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+        ]
+        if self.block_period is not None:
+            command += ["--block-period", str(self.block_period)]
+        return command
+
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> NodeProcess:
+        """Start the node and wait until ``/health`` answers 200."""
+        self.process = subprocess.Popen(
+            self.command(),
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            bufsize=1,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # Its own session: a terminal's Ctrl-C reaches the supervisor, which stops the node.
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, name="node-output", daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        session = requests.Session()
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    self._reader.join(timeout=5)
+                    raise SupervisorError(
+                        f"the node exited with {self.process.returncode} while starting:\n"
+                        + self.tail()
+                    )
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise SupervisorError(
+                        f"the node did not answer /health within {timeout} s:\n" + self.tail()
+                    )
+                if self._url_found.is_set() and self._healthy(session):
+                    return self
+                time.sleep(HEALTH_POLL_SECONDS)
+        finally:
+            session.close()
+
+    def _healthy(self, session: requests.Session) -> bool:
+        try:
+            return session.get(self.url + "/health", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            line = line.rstrip("\n")
+            self.output = [*self.output[-199:], line]
+            found = URL_LINE.search(line)
+            if found is not None and not self._url_found.is_set():
+                self.url = found.group(1)
+                self._url_found.set()
+            if self.relay:
+                print(f"[node] {line}", flush=True)
+
+    def tail(self, lines: int = 40) -> str:
+        """The node's last output lines."""
+        return "\n".join(self.output[-lines:])
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
+        """SIGTERM, then wait for a clean exit (SIGKILL after ``timeout``); the exit code."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise SupervisorError(
+                    f"the node did not stop within {timeout} s and was killed"
+                ) from None
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return int(self.process.returncode)
+
+    def kill(self) -> None:
+        """SIGKILL, if still running."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+    def web3(self, timeout: float = 120) -> Web3:
+        return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": timeout}))
+
+
+# ---------------------------------------------------------------- the supervisor
+
+
+def is_fresh(data_dir: Path) -> bool:
+    """Whether the data directory holds no chain yet."""
+    return not (data_dir / CHAIN_FILES[0]).exists()
+
+
+def remove_chain(data_dir: Path, remove_directory: bool) -> None:
+    """Delete the node's database files (only those), and the directory if this script made it."""
+    for name in CHAIN_FILES:
+        (data_dir / name).unlink(missing_ok=True)
+    if remove_directory:
+        with contextlib.suppress(OSError):
+            data_dir.rmdir()
+
+
+def bootstrap_fresh(config_path: Path, config: DevnetConfig, data_dir: Path, host: str) -> None:
+    """Bootstrap a fresh data directory on a fast-sealing node, then stop that node."""
+    print(
+        f"Fresh data directory {data_dir}: deploying the system contracts "
+        f"(blocks every {BOOTSTRAP_BLOCK_PERIOD} s while bootstrapping)",
+        flush=True,
+    )
+    node = NodeProcess(config_path, data_dir, host, 0, BOOTSTRAP_BLOCK_PERIOD, relay=False)
+    try:
+        node.start()
+        bootstrap(node.web3(), config)
+        code = node.stop()
+    finally:
+        node.kill()
+    if code != 0:
+        raise SupervisorError(f"the bootstrap node exited with {code}:\n{node.tail()}")
+
+
+def describe(config: DevnetConfig, url: str, data_dir: Path, addresses: SystemAddresses) -> str:
+    """What the user sees once the devnet is ready."""
+    cast = str(CAST_BINARY.relative_to(PROJECT_ROOT)) if CAST_BINARY.exists() else "cast"
+    membership = addresses.membership
+    lines = [
+        "",
+        f"{READY_PREFIX}{url}",
+        f"  chain id {config.chain.chain_id}, data in {data_dir}",
+        "  system contracts:",
+        *(f"    {name:<17} {address}" for name, address in addresses.by_contract().items()),
+        "  try:",
+        f"    {cast} block-number --rpc-url {url}",
+        f'    {cast} call {membership} "getValidators()(address[])" --rpc-url {url}',
+        f"    curl -s {url}/health",
+        "  Ctrl-C stops the node.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def supervise(arguments: argparse.Namespace) -> int:
+    """Run the devnet until a signal; the exit code."""
+    config_path: Path = arguments.config
+    config = load_config(config_path)
+    data_dir: Path = (arguments.data_dir or config.data_path).resolve()
+    host: str = arguments.host or config.services.host
+    port: int = config.services.node_rpc_port if arguments.port is None else arguments.port
+    block_period: float | None = arguments.block_period
+    created = not data_dir.exists()
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    if is_fresh(data_dir):
+        try:
+            bootstrap_fresh(config_path, config, data_dir, host)
+        except BaseException:
+            # A half-bootstrapped chain cannot be resumed; start from nothing next time.
+            remove_chain(data_dir, created)
+            raise
+
+    node = NodeProcess(config_path, data_dir, host, port, block_period)
+    try:
+        node.start()
+        addresses, deployed_now = bootstrap(node.web3(), config)
+        if deployed_now:
+            print("Deployed the Yufu system contracts.", flush=True)
+        print(describe(config, node.url, data_dir, addresses), flush=True)
+        while node.running():
+            time.sleep(0.2)
+        print(f"The node exited on its own with {node.stop()}:\n{node.tail()}", file=sys.stderr)
+        return 1
+    except StopRequested:
+        print("Stopping the node ...", flush=True)
+        ready = bool(node.url)
+        code = node.stop()
+        # Before the node is serving, SIGTERM may still find Python's default handler.
+        if code != 0 and not (code == -signal.SIGTERM and not ready):
+            print(f"The node exited with {code}:\n{node.tail()}", file=sys.stderr)
+            return 1
+        print("Stopped.", flush=True)
+        return 0
+    finally:
+        node.kill()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Run the Yufu devnet node until Ctrl-C, bootstrapping it on first use."
+    )
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="devnet TOML")
+    parser.add_argument(
+        "--data-dir", type=Path, help="where the chain is kept (default: chain.data_dir)"
+    )
+    parser.add_argument("--host", help="interface to listen on (default: services.host)")
+    parser.add_argument(
+        "--port", type=int, help="port, 0 for any free one (default: services.node_rpc_port)"
+    )
+    parser.add_argument(
+        "--block-period",
+        type=float,
+        help="seconds between blocks (default: chain.block_period_seconds)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    if arguments.block_period is not None and arguments.block_period <= 0:
+        print(f"--block-period must be positive, got {arguments.block_period}", file=sys.stderr)
+        return 2
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        # Once: a second Ctrl-C while stopping must not interrupt the clean stop.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise StopRequested
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        return supervise(arguments)
+    except StopRequested:
+        print("Stopped before the devnet was ready.", flush=True)
+        return 0
+    except (ConfigError, ChainError, OSError, requests.RequestException) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
