@@ -1,18 +1,22 @@
 """Shared fixtures: one chain per backend, the deployed system, and per-test isolation.
 
-Every contract test runs twice: on eth-tester (py-evm in process, the design card's chain) and
-on anvil from npm (an independent EVM written in Rust), to show the rules behave the same on
-both. ``-m "not anvil"`` skips the second run. Each test starts from the same deployed state:
-the chain is snapshotted before the test and reverted after it.
+Every contract test runs three times: on eth-tester (py-evm in process, the design card's
+chain), on anvil from npm (an independent EVM written in Rust), and on the Yufu node itself over
+HTTP (``python -m chain.node run --dev``), to show the rules behave the same on all of them.
+``-m "not anvil and not yufu_node"`` keeps the first run only. Each test starts from the same
+deployed state: the chain is snapshotted before the test and reverted after it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 from hypothesis import HealthCheck, settings
-from web3 import EthereumTesterProvider, Web3
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from chain.config import DevnetConfig, load_config
 from chain.deploy import DeployedSystem, configured_accounts, deploy_system, fund_accounts
@@ -58,6 +64,8 @@ class Backend:
 
     name: str
     w3: Web3
+    # Whether the chain's genesis already funds the configured accounts (no fund_accounts).
+    funds_accounts_itself: bool = False
 
     def snapshot(self) -> Any:
         raise NotImplementedError
@@ -137,6 +145,106 @@ class AnvilBackend(Backend):
             self.process.wait(timeout=10)
 
 
+class _FunderProvider(HTTPProvider):
+    """HTTP to the Yufu node, which holds no keys: ``eth_accounts`` answers with a local funder.
+
+    With web3's signing middleware for that funder, ``chain.deploy.fund_accounts`` (which tests
+    call to give gas to accounts they create) works on the node as on the other backends.
+    """
+
+    def __init__(self, url: str, funder: str) -> None:
+        super().__init__(url, request_kwargs={"timeout": 60})
+        self.funder = funder
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        if method == "eth_accounts":
+            return {"jsonrpc": "2.0", "id": 0, "result": [self.funder]}
+        return super().make_request(method, params)
+
+
+class YufuNodeBackend(Backend):
+    """The Yufu node as a process, started with ``--dev`` for the ``evm_`` test controls.
+
+    Its genesis funds the configured accounts; accounts a test creates are funded by the last
+    configured validator (a member the suite sends nothing else from), signed locally.
+    """
+
+    name = "yufu-node"
+    funds_accounts_itself = True
+    START_TIMEOUT_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="yufu-node-backend-"))
+        self.log_path = self.root / "node.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "chain.node",
+                    "run",
+                    "--dev",
+                    "--data-dir",
+                    str(self.root / "data"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--block-period",
+                    "0.01",
+                    "--log-level",
+                    "WARNING",
+                ],
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        url = self._wait_for_url()
+        funder = Account.from_key(load_config().validators[-1].key.private_key)
+        self.w3 = Web3(_FunderProvider(url, funder.address))
+        self.w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(funder), layer=0)
+
+    def _wait_for_url(self) -> str:
+        deadline = time.monotonic() + self.START_TIMEOUT_SECONDS
+        while True:
+            found = re.search(
+                r"Yufu node serving JSON-RPC on (http://\S+)", self.log_path.read_text()
+            )
+            if found is not None:
+                return found.group(1)
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                log = self.log_path.read_text()
+                self.close()
+                raise RuntimeError(f"the Yufu node did not start:\n{log}")
+            time.sleep(0.1)
+
+    def _rpc(self, method: str, *params: Any) -> Any:
+        answer = self.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
+        if "error" in answer:
+            raise RuntimeError(f"{method} failed: {answer['error']}")
+        return answer["result"]
+
+    def snapshot(self) -> Any:
+        return self._rpc("evm_snapshot")
+
+    def revert(self, snapshot_id: Any) -> None:
+        self._rpc("evm_revert", snapshot_id)
+
+    def advance_time(self, seconds: int) -> None:
+        self._rpc("evm_increaseTime", seconds)
+        self._rpc("evm_mine")
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -145,11 +253,21 @@ def _free_port() -> int:
 
 @pytest.fixture(
     scope="session",
-    params=["eth-tester", pytest.param("anvil", marks=pytest.mark.anvil)],
+    params=[
+        "eth-tester",
+        pytest.param("anvil", marks=pytest.mark.anvil),
+        pytest.param("yufu-node", marks=pytest.mark.yufu_node),
+    ],
 )
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """Each chain the contract suite runs on."""
-    chosen: Backend = EthTesterBackend() if request.param == "eth-tester" else AnvilBackend()
+    chosen: Backend
+    if request.param == "eth-tester":
+        chosen = EthTesterBackend()
+    elif request.param == "anvil":
+        chosen = AnvilBackend()
+    else:
+        chosen = YufuNodeBackend()
     yield chosen
     chosen.close()
 
@@ -163,7 +281,8 @@ def config() -> DevnetConfig:
 @pytest.fixture(scope="session")
 def deployed(backend: Backend, config: DevnetConfig) -> DeployedSystem:
     """The whole system deployed and configured once per backend."""
-    fund_accounts(backend.w3, configured_accounts(config))
+    if not backend.funds_accounts_itself:
+        fund_accounts(backend.w3, configured_accounts(config))
     return deploy_system(backend.w3, config)
 
 

@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between blocks (default: chain.block_period_seconds)",
     )
     run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    run.add_argument(
+        "--dev",
+        action="store_true",
+        help="dev-only: serve the test controls evm_snapshot, evm_revert, evm_increaseTime and "
+        "evm_mine (for the contract test suite; never on a real chain)",
+    )
 
     boot = commands.add_parser("bootstrap", help="deploy the system contracts on a running node")
     boot.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="devnet TOML")
@@ -72,6 +78,7 @@ def run_node(arguments: argparse.Namespace) -> int:
         port=config.services.node_rpc_port if arguments.port is None else arguments.port,
         validator=choose_validator(config, arguments.validator),
         block_period=float(block_period),
+        dev=arguments.dev,
     )
     serve(config, options)
     return 0

@@ -26,6 +26,7 @@ from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.chains.base import MiningChain
 from eth.constants import BLANK_ROOT_HASH, CREATE_CONTRACT_ADDRESS, ZERO_ADDRESS
 from eth.db.atomic import AtomicDB
+from eth.db.schema import SchemaV1
 from eth.exceptions import (
     CanonicalHeadNotFound,
     HeaderNotFound,
@@ -33,6 +34,7 @@ from eth.exceptions import (
     TransactionNotFound,
     VMError,
 )
+from eth.rlp.sedes import chain_gaps
 from eth.vm.forks import PragueVM
 from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
@@ -147,6 +149,10 @@ class YufuNode:
         self.blocks_produced = 0
         self.transactions_sealed = 0
         self.last_block_seconds = 0.0
+        # Dev-only (``run --dev``): seconds added to block timestamps by ``evm_increaseTime``,
+        # and the offset in force at each ``evm_snapshot`` (restored by ``evm_revert``).
+        self.dev_time_offset = 0
+        self.dev_snapshots: dict[int, int] = {}
         self._restore_journal()
 
     # ------------------------------------------------------------ opening
@@ -471,7 +477,9 @@ class YufuNode:
                 nonce += 1
         return chosen
 
-    def produce_block(self, timestamp: int | None = None) -> BlockAPI | None:
+    def produce_block(
+        self, timestamp: int | None = None, allow_empty: bool = False
+    ) -> BlockAPI | None:
         """Seal one block of waiting transactions; None when nothing was executable.
 
         The block, its seal, its log index and the journal's clean-up commit together.
@@ -482,10 +490,12 @@ class YufuNode:
             started = time.monotonic()
             head = self.chain.get_canonical_head()
             transactions = self._select(head)
-            if not transactions and not self.config.chain.empty_blocks:
+            # allow_empty: dev-only, ``evm_mine`` seals a block even when nothing waits.
+            if not transactions and not self.config.chain.empty_blocks and not allow_empty:
                 self._forget_stale(head)
                 return None
-            stamp = max(head.timestamp + 1, int(time.time()) if timestamp is None else timestamp)
+            now = int(time.time()) + self.dev_time_offset  # the offset is 0 unless --dev
+            stamp = max(head.timestamp + 1, now if timestamp is None else timestamp)
             # Execute in the header that gets sealed: contracts must see the header's timestamp
             # (else a replay computes another state root), and the gas limit stays at the
             # configured one (py-evm's default lets it decay 1/1024 a block towards 5,000).
@@ -590,6 +600,67 @@ class YufuNode:
         if signer not in self.validators(parent):
             raise NotFound(f"block {block.number} sealed by 0x{signer.hex()}, not a validator")
         return signer
+
+    # ------------------------------------------------------------ dev-only (run --dev)
+    # Test controls for running the contract suite over HTTP (``evm_snapshot``, ``evm_revert``,
+    # ``evm_increaseTime``, ``evm_mine``). Served only by a node started with ``--dev``.
+
+    def dev_snapshot(self) -> int:
+        """Dev-only: remember the time offset at the head; the head's number is the id."""
+        with self.lock:
+            number = int(self.chain.get_canonical_head().block_number)
+            self.dev_snapshots[number] = self.dev_time_offset
+            return number
+
+    def dev_revert(self, block_number: int) -> None:
+        """Dev-only: rewind the canonical chain to ``block_number``.
+
+        The blocks above it leave the canonical chain (number lookups, transaction lookups),
+        their seals and log index rows are deleted, the mempool and its journal are emptied,
+        all in one commit; the time offset returns to what it was at the snapshot.
+        """
+        with self.lock:
+            head = self.chain.get_canonical_head()
+            if not 0 <= block_number <= head.block_number:
+                raise NotFound(f"no block {block_number} to revert to (head {head.block_number})")
+            chaindb = self.chain.chaindb
+            db = chaindb.db
+            try:
+                target = chaindb.get_canonical_block_header_by_number(BlockNumber(block_number))
+                for number in range(block_number + 1, head.block_number + 1):
+                    header = chaindb.get_canonical_block_header_by_number(BlockNumber(number))
+                    for tx_hash in chaindb.get_block_transaction_hashes(header):
+                        db.delete(SchemaV1.make_transaction_hash_to_block_lookup_key(tx_hash))
+                    db.delete(SchemaV1.make_block_number_to_hash_lookup_key(BlockNumber(number)))
+                db[SchemaV1.make_canonical_head_hash_lookup_key()] = target.hash
+                # py-evm tracks the tip of the (gap-free) header and block chains; move it back,
+                # else the next block at a dropped number is checked against the dropped one.
+                tip = rlp.encode(((), block_number + 1), sedes=chain_gaps)
+                db[SchemaV1.make_header_chain_gaps_lookup_key()] = tip
+                db[SchemaV1.make_chain_gaps_lookup_key()] = tip
+                self.store.stage_rewind(block_number)
+                self.store.commit()
+            except Exception:
+                self.store.discard()
+                raise
+            finally:
+                self.mempool = Mempool()
+                self.chain = self._reopen()
+            self.dev_time_offset = self.dev_snapshots.get(block_number, 0)
+            for number in [n for n in self.dev_snapshots if n > block_number]:
+                del self.dev_snapshots[number]
+
+    def dev_increase_time(self, seconds: int) -> int:
+        """Dev-only: move the producer's clock forward; returns the total offset.
+
+        The next block is stamped at least ``seconds`` after the head, even when the head is
+        already ahead of the wall clock (blocks are at least a second apart).
+        """
+        with self.lock:
+            head = self.chain.get_canonical_head()
+            behind = int(head.timestamp) - int(time.time())
+            self.dev_time_offset = max(self.dev_time_offset, behind) + seconds
+            return self.dev_time_offset
 
     def close(self) -> None:
         """Close the store."""

@@ -516,6 +516,14 @@ RPC_METHODS: dict[str, str] = {
     "yufu_validators": "yufu_validators",
 }
 
+# Dev-only test controls, served only by a node started with ``run --dev`` (anvil's names).
+DEV_RPC_METHODS: dict[str, str] = {
+    "evm_snapshot": "evm_snapshot",
+    "evm_revert": "evm_revert",
+    "evm_increaseTime": "evm_increase_time",
+    "evm_mine": "evm_mine",
+}
+
 
 class RpcDispatcher:
     """Answers JSON-RPC 2.0 requests from a :class:`YufuNode`.
@@ -526,15 +534,23 @@ class RpcDispatcher:
         The node whose chain is served.
     producer
         The block producer to notify of new transactions, if this node seals blocks.
+    dev
+        Dev-only: also serve ``DEV_RPC_METHODS`` (never by default).
     """
 
-    def __init__(self, node: YufuNode, producer: BlockProducerAPI | None = None) -> None:
+    def __init__(
+        self, node: YufuNode, producer: BlockProducerAPI | None = None, dev: bool = False
+    ) -> None:
         self.node = node
         self.producer = producer
         self.version = client_version()
         self.methods: dict[str, Callable[..., Any]] = {
             name: getattr(self, attribute) for name, attribute in RPC_METHODS.items()
         }
+        if dev:  # dev-only test controls
+            self.methods.update(
+                {name: getattr(self, attribute) for name, attribute in DEV_RPC_METHODS.items()}
+            )
         self._signatures = {
             name: inspect.signature(method) for name, method in self.methods.items()
         }
@@ -1008,6 +1024,24 @@ class RpcDispatcher:
         header = self._header(parse_block(block, "block"))
         return [data(address) for address in self.node.validators(header)]
 
+    # ------------------------------------------------------------ dev-only (run --dev)
+
+    def evm_snapshot(self) -> str:
+        return quantity(self.node.dev_snapshot())
+
+    def evm_revert(self, snapshot_id: Any) -> bool:
+        self.node.dev_revert(parse_quantity(snapshot_id, "snapshot_id", MAX_UINT64))
+        return True
+
+    def evm_increase_time(self, seconds: Any) -> int:
+        return self.node.dev_increase_time(parse_quantity(seconds, "seconds", MAX_UINT64))
+
+    def evm_mine(self) -> str:
+        if self.node.validator_key is None:
+            raise InvalidParams("this node has no validator key and cannot seal blocks")
+        self.node.produce_block(allow_empty=True)
+        return "0x0"
+
 
 def nests_deeper_than(body: bytes, limit: int) -> bool:
     """Whether a JSON text opens more than ``limit`` arrays or objects inside each other.
@@ -1123,9 +1157,14 @@ class NodeMetrics:
 # ---------------------------------------------------------------- the HTTP app
 
 
-def create_app(node: YufuNode, producer: BlockProducerAPI | None = None) -> FastAPI:
-    """The node's HTTP server: JSON-RPC on ``POST /``, ``GET /health`` and ``GET /metrics``."""
-    dispatcher = RpcDispatcher(node, producer)
+def create_app(
+    node: YufuNode, producer: BlockProducerAPI | None = None, dev: bool = False
+) -> FastAPI:
+    """The node's HTTP server: JSON-RPC on ``POST /``, ``GET /health`` and ``GET /metrics``.
+
+    ``dev`` (dev-only, ``run --dev``) also serves the ``evm_`` test controls.
+    """
+    dispatcher = RpcDispatcher(node, producer, dev)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeMetrics(dispatcher))
     started = time.monotonic()

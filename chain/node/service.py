@@ -160,6 +160,8 @@ class ServeOptions:
     port: int
     validator: Validator
     block_period: float
+    # Dev-only: serve the evm_ test controls (evm_snapshot, evm_revert, ...). Never a default.
+    dev: bool = False
 
 
 def serve(config: DevnetConfig, options: ServeOptions) -> None:
@@ -186,7 +188,7 @@ def serve(config: DevnetConfig, options: ServeOptions) -> None:
         sock = bind_socket(options.host, options.port)
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(node, producer),
+                create_app(node, producer, dev=options.dev),
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
@@ -204,6 +206,8 @@ def serve(config: DevnetConfig, options: ServeOptions) -> None:
             options.validator.name,
             options.block_period,
         )
+        if options.dev:
+            logger.warning("dev mode: evm_snapshot, evm_revert, evm_increaseTime, evm_mine served")
         print(f"Yufu node serving JSON-RPC on http://{shown}:{port}", flush=True)
         server.run(sockets=[sock])
     finally:

@@ -104,6 +104,8 @@ class ChainStore(BaseDB):
         self._pending_seals: list[Seal] = []
         self._pending_meta: dict[str, bytes] = {}
         self._sealed_transactions: list[bytes] = []
+        # Dev-only (``run --dev``, ``evm_revert``): drop node records above this block.
+        self._pending_rewind: int | None = None
 
     # ------------------------------------------------------------ DatabaseAPI
 
@@ -165,6 +167,8 @@ class ChainStore(BaseDB):
             cursor = self._connection.cursor()
             cursor.execute("BEGIN IMMEDIATE")
             try:
+                if self._pending_rewind is not None:  # dev-only: evm_revert
+                    self._apply_rewind(cursor, self._pending_rewind)
                 writes = [(k, v) for k, v in self._pending.items() if v is not _DELETED]
                 deletes = [(k,) for k, v in self._pending.items() if v is _DELETED]
                 cursor.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", writes)
@@ -206,6 +210,21 @@ class ChainStore(BaseDB):
             self._pending_seals = []
             self._pending_meta = {}
             self._sealed_transactions = []
+            self._pending_rewind = None
+
+    # ------------------------------------------------------------ dev-only: rewinding
+
+    def stage_rewind(self, block_number: int) -> None:
+        """Dev-only (``evm_revert``): with the next commit, drop the seals and log index rows
+        of every block above ``block_number`` and empty the mempool journal."""
+        with self._lock:
+            self._pending_rewind = block_number
+
+    @staticmethod
+    def _apply_rewind(cursor: sqlite3.Cursor, block_number: int) -> None:
+        cursor.execute("DELETE FROM seals WHERE block_number > ?", (block_number,))
+        cursor.execute("DELETE FROM logs WHERE block_number > ?", (block_number,))
+        cursor.execute("DELETE FROM mempool")
 
     # ------------------------------------------------------------ mempool journal
 

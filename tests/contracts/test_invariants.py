@@ -1233,7 +1233,8 @@ def test_agreement_book_invariants(
     templates = {tid: client.get_template(tid) for tid in deployed.template_ids.values()}
     floors = {tier: client.custody_floor(tier) for tier in m.RiskTier}
     # Put the chain a day ahead of the wall clock: every block is then stamped one second after
-    # the one before, so an example replays with the same timestamps however long the run takes.
+    # the one before (not by the clock), so an example replays with the same timestamps, for
+    # runs shorter than a day (the deep profile takes about 35 minutes).
     backend.advance_time(DAY)
 
     run_state_machine_as_test(
