@@ -213,6 +213,7 @@ class PlanDesk:
         amount: int,
         *,
         bank_reference: bytes | None = None,
+        instruction_id: bytes | None = None,
     ) -> TxResult:
         """The bank feed reports that it paid a release or refund."""
         payout = m.PayoutReport(
@@ -220,9 +221,8 @@ class PlanDesk:
             payee=payee,
             amount=amount,
             bank_reference=bank_reference or self.next_bank_reference(),
-            instruction_id=sha256(
-                f"instruction:{agreement_id.hex()}:{payee}:{amount}:{os.urandom(4).hex()}"
-            ),
+            instruction_id=instruction_id
+            or sha256(f"instruction:{agreement_id.hex()}:{payee}:{amount}:{os.urandom(4).hex()}"),
         )
         report, signatures = self.client.make_report(
             feed_id("bank_feed"), agreement_id, payout, self.bank_signers

@@ -45,6 +45,14 @@ class Ledger:
     paid_to_merchant: int
     paid_to_consumer: int
 
+    def unpaid_to_merchant(self) -> int:
+        """What the merchant is entitled to and the bank has not paid out yet."""
+        return self.upfront + self.released - self.paid_to_merchant
+
+    def unpaid_to_consumer(self) -> int:
+        """What custody refunds and the bank has not paid out yet."""
+        return self.refunded - self.paid_to_consumer
+
     def is_conserved(self) -> bool:
         """deposited = frozen + released + refunded + upfront."""
         return self.deposited == self.frozen + self.released + self.refunded + self.upfront

@@ -315,8 +315,7 @@ def settle_default(
 
 def pay_merchant(desk: PlanDesk, agreement_id: bytes, name: str, say: Narrator) -> None:
     """The bank pays the merchant everything released so far, and its feed reports the payout."""
-    ledger = desk.client.get_ledger(agreement_id)
-    amount = ledger.upfront + ledger.released - ledger.paid_to_merchant
+    amount = desk.client.get_ledger(agreement_id).unpaid_to_merchant()
     result = desk.confirm_payout(agreement_id, m.Payee.MERCHANT, amount)
     say.step(result, f"bank feed confirms payout {rmb(amount)} to {name}")
 
@@ -437,26 +436,43 @@ def play(quiet: bool) -> bool:
 
     say.section("Plan 1: consumer 1 buys 20 lessons from Sunrise Tutoring")
     plan_1 = sign_and_fund(
-        desk, tutoring_key, consumer_keys[0], training_id, "consumer 1 and Sunrise Tutoring",
-        units=20, unit_price=10_000, bonus=20_000, say=say,
+        desk,
+        tutoring_key,
+        consumer_keys[0],
+        training_id,
+        "consumer 1 and Sunrise Tutoring",
+        units=20,
+        unit_price=10_000,
+        bonus=20_000,
+        say=say,
     )
-    (first_record,), first_recorded = consume(
-        desk, plan_1, tutoring_key, consumer_keys[0], 1, say
-    )
+    (first_record,), first_recorded = consume(desk, plan_1, tutoring_key, consumer_keys[0], 1, say)
     consume(desk, plan_1, tutoring_key, consumer_keys[0], 2, say)
     preview_refund(client, plan_1, say)
 
     say.section("Plan 2: consumer 2 pays for 10 lessons, then cools off")
     plan_2 = sign_and_fund(
-        desk, tutoring_key, consumer_keys[1], training_id, "consumer 2 and Sunrise Tutoring",
-        units=10, unit_price=15_000, say=say,
+        desk,
+        tutoring_key,
+        consumer_keys[1],
+        training_id,
+        "consumer 2 and Sunrise Tutoring",
+        units=10,
+        unit_price=15_000,
+        say=say,
     )
     cool_off(desk, tester, plan_2, consumer_keys[1], say)
 
     say.section("Plan 3: consumer 3 buys a fitness card; the club defaults")
     plan_3 = sign_and_fund(
-        desk, fitness_key, consumer_keys[2], card_id, "consumer 3 and Minjiang Fitness",
-        units=30, unit_price=10_000, say=say,
+        desk,
+        fitness_key,
+        consumer_keys[2],
+        card_id,
+        "consumer 3 and Minjiang Fitness",
+        units=30,
+        unit_price=10_000,
+        say=say,
     )
     consume(desk, plan_3, fitness_key, consumer_keys[2], 5, say)
     pay_merchant(desk, plan_3, "Minjiang Fitness", say)

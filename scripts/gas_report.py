@@ -32,7 +32,7 @@ from chain import messages as m
 from chain.client import GAS_MARGIN, TxResult
 from chain.compiler import COMPILER_SETTINGS, load_contract, read_toolchain_versions
 from chain.config import DemoMerchant, load_config
-from chain.deploy import DeployedSystem, configured_accounts, deploy_system, feed_id, fund_accounts
+from chain.deploy import DeployedSystem, configured_accounts, deploy_system, fund_accounts
 from chain.errors import ChainError
 from chain.scenario import SECONDS_PER_DAY, PlanDesk, sha256
 
@@ -145,23 +145,18 @@ class GasBench:
 
     def pay_merchant(self, agreement_id: bytes, label: str) -> TxResult:
         """The bank feed reports everything released so far paid to the merchant."""
-        ledger = self.client.get_ledger(agreement_id)
-        amount = ledger.upfront + ledger.released - ledger.paid_to_merchant
+        amount = self.client.get_ledger(agreement_id).unpaid_to_merchant()
         return self.pay(agreement_id, label, m.Payee.MERCHANT, amount)
 
     def pay(self, agreement_id: bytes, label: str, payee: m.Payee, amount: int) -> TxResult:
-        """The bank feed reports a payout from custody."""
-        payout = m.PayoutReport(
-            agreement_id=agreement_id,
-            payee=payee,
-            amount=amount,
+        """The bank feed reports a payout from custody, with references named after ``label``."""
+        return self.desk.confirm_payout(
+            agreement_id,
+            payee,
+            amount,
             bank_reference=sha256(f"gas report payout {label}"),
             instruction_id=sha256(f"gas report instruction {label}"),
         )
-        report, signatures = self.client.make_report(
-            feed_id("bank_feed"), agreement_id, payout, self.bank_signers
-        )
-        return self.client.confirm_payout(self.desk.bank_oracle_key, payout, report, signatures)
 
     def write_policy(self) -> TxResult:
         """The insurer writes a one-year bond on the merchant."""
