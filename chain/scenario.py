@@ -214,6 +214,7 @@ class PlanDesk:
         *,
         bank_reference: bytes | None = None,
         instruction_id: bytes | None = None,
+        signer_keys: Sequence[str] | None = None,
     ) -> TxResult:
         """The bank feed reports that it paid a release or refund."""
         payout = m.PayoutReport(
@@ -225,7 +226,10 @@ class PlanDesk:
             or sha256(f"instruction:{agreement_id.hex()}:{payee}:{amount}:{os.urandom(4).hex()}"),
         )
         report, signatures = self.client.make_report(
-            feed_id("bank_feed"), agreement_id, payout, self.bank_signers
+            feed_id("bank_feed"),
+            agreement_id,
+            payout,
+            self.bank_signers if signer_keys is None else signer_keys,
         )
         return self.client.confirm_payout(self.bank_oracle_key, payout, report, signatures)
 

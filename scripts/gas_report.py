@@ -156,6 +156,7 @@ class GasBench:
             amount,
             bank_reference=sha256(f"gas report payout {label}"),
             instruction_id=sha256(f"gas report instruction {label}"),
+            signer_keys=self.bank_signers,
         )
 
     def write_policy(self) -> TxResult:
