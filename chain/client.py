@@ -232,20 +232,30 @@ class YufuClient:
             It was mined but failed.
         """
         sender = Account.from_key(sender_key).address
-        params: dict[str, Any] = {
-            "from": sender,
-            "nonce": self.w3.eth.get_transaction_count(sender, "pending"),
-            "chainId": self.chain_id,
-        }
+        nonce = self.w3.eth.get_transaction_count(sender, "pending")
+        return self.send(sender_key, self.build(sender, function, nonce=nonce, gas=gas))
+
+    def build(
+        self, sender: str, function: Any, *, nonce: int, gas: int | None = None
+    ) -> dict[str, Any]:
+        """Build ``function`` as an unsigned transaction from ``sender`` with ``nonce``.
+
+        Without ``gas`` it is estimated (with a margin), which also tries it at the head.
+
+        Raises
+        ------
+        ContractRevert
+            The contract would refuse it.
+        """
+        params: dict[str, Any] = {"from": sender, "nonce": nonce, "chainId": self.chain_id}
         try:
             if gas is None:
                 params["gas"] = int(function.estimate_gas({"from": sender}) * GAS_MARGIN)
             else:
                 params["gas"] = gas
-            tx = function.build_transaction(params)
+            return dict(function.build_transaction(params))
         except (ContractCustomError, ContractLogicError, TesterTransactionFailed) as error:
             raise _as_chain_error(error) from None
-        return self.send(sender_key, tx)
 
     def send(self, sender_key: str, tx: dict[str, Any]) -> TxResult:
         """Sign a built transaction, send it raw and wait for its receipt."""

@@ -214,6 +214,23 @@ class Services:
 
 
 @dataclass(frozen=True, slots=True)
+class OracleSettings:
+    """The optional `[oracle]` section: how the bank and licence oracle runs."""
+
+    data_dir: str = ".yufu/oracle"
+    poll_interval_ms: int = 500
+    licence_recheck_seconds: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorSettings:
+    """The optional `[simulators]` section: the simulated bank and licence registry."""
+
+    data_dir: str = ".yufu/simulators"
+    bank_day_seconds: int = 0  # 0: a business day closes only when asked
+
+
+@dataclass(frozen=True, slots=True)
 class DemoMerchant:
     """A `[[demo.merchants]]` entry: a merchant the demo onboards."""
 
@@ -265,6 +282,8 @@ class DevnetConfig:
     rules: Rules
     services: Services
     demo: Demo
+    oracle: OracleSettings = OracleSettings()
+    simulators: SimulatorSettings = SimulatorSettings()
 
     @property
     def regulator(self) -> Organisation:
@@ -275,6 +294,16 @@ class DevnetConfig:
     def data_path(self) -> Path:
         """`chain.data_dir` resolved against the folder of the configuration file."""
         return (self.path.parent / self.chain.data_dir).resolve()
+
+    @property
+    def oracle_data_path(self) -> Path:
+        """`oracle.data_dir` resolved against the folder of the configuration file."""
+        return (self.path.parent / self.oracle.data_dir).resolve()
+
+    @property
+    def simulators_data_path(self) -> Path:
+        """`simulators.data_dir` resolved against the folder of the configuration file."""
+        return (self.path.parent / self.simulators.data_dir).resolve()
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> DevnetConfig:
@@ -318,7 +347,10 @@ def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> DevnetConfig:
 
 def _read_config(path: Path, document: dict[str, Any]) -> DevnetConfig:
     _open_table(
-        document, "", ("chain", "validators", "organisations", "rules", "services"), ("demo",)
+        document,
+        "",
+        ("chain", "validators", "organisations", "rules", "services"),
+        ("demo", "oracle", "simulators"),
     )
     chain = _read_chain(document["chain"])
     organisations, oracle_feeds = _read_organisations(document["organisations"])
@@ -329,6 +361,12 @@ def _read_config(path: Path, document: dict[str, Any]) -> DevnetConfig:
     if "demo" in document:
         industries = {i for t in rules.templates.values() for i in t.industries}
         demo = _read_demo(document["demo"], industries)
+    oracle = OracleSettings()
+    if "oracle" in document:
+        oracle = _read_oracle(document["oracle"])
+    simulators = SimulatorSettings()
+    if "simulators" in document:
+        simulators = _read_simulators(document["simulators"])
     config = DevnetConfig(
         path=path,
         chain=chain,
@@ -338,6 +376,8 @@ def _read_config(path: Path, document: dict[str, Any]) -> DevnetConfig:
         rules=rules,
         services=services,
         demo=demo,
+        oracle=oracle,
+        simulators=simulators,
     )
     _refuse_shared_addresses(config)
     return config
@@ -557,6 +597,25 @@ def _read_services(value: object) -> Services:
         used_by[port] = f"{where}.{key}"
         ports[key] = port
     return Services(host=_string(table, where, "host"), **ports)
+
+
+def _read_oracle(value: object) -> OracleSettings:
+    where = "oracle"
+    table = _open_table(value, where, ("data_dir", "poll_interval_ms", "licence_recheck_seconds"))
+    return OracleSettings(
+        data_dir=_string(table, where, "data_dir"),
+        poll_interval_ms=_integer(table, where, "poll_interval_ms", 10, 60_000),
+        licence_recheck_seconds=_integer(table, where, "licence_recheck_seconds", 1, 86_400),
+    )
+
+
+def _read_simulators(value: object) -> SimulatorSettings:
+    where = "simulators"
+    table = _open_table(value, where, ("data_dir", "bank_day_seconds"))
+    return SimulatorSettings(
+        data_dir=_string(table, where, "data_dir"),
+        bank_day_seconds=_integer(table, where, "bank_day_seconds", 0, 86_400),
+    )
 
 
 def _read_demo(value: object, template_industries: set[str]) -> Demo:

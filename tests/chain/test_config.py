@@ -390,3 +390,39 @@ def test_second_regulator_is_refused(tmp_path: Path) -> None:
 def test_unknown_role_is_refused(tmp_path: Path) -> None:
     error = refusal(tmp_path, 'role = "auditor"', 'role = "inspector"')
     assert "organisations.auditor.role: expected one of 'regulator'" in str(error)
+
+
+# --- the oracle and simulator sections ------------------------------------------------
+
+
+def test_shipped_oracle_and_simulator_settings(config: DevnetConfig) -> None:
+    assert config.oracle.poll_interval_ms == 500
+    assert config.oracle.licence_recheck_seconds == 60
+    assert config.oracle_data_path == (DEFAULT_CONFIG_PATH.parent / ".yufu/oracle").resolve()
+    assert config.simulators.bank_day_seconds == 300
+    assert config.simulators_data_path.name == "simulators"
+
+
+def test_oracle_and_simulator_sections_are_optional(tmp_path: Path) -> None:
+    start = SHIPPED_TEXT.index("[oracle]\n")
+    end = SHIPPED_TEXT.index("bank_day_seconds = 300\n") + len("bank_day_seconds = 300\n")
+    path = tmp_path / "devnet.toml"
+    path.write_text(SHIPPED_TEXT[:start] + SHIPPED_TEXT[end:], encoding="utf-8")
+    loaded = load_config(path)
+    assert loaded.oracle.data_dir == ".yufu/oracle"
+    assert loaded.simulators.bank_day_seconds == 0
+
+
+def test_unknown_oracle_key_is_refused(tmp_path: Path) -> None:
+    error = refusal(tmp_path, "poll_interval_ms = 500\n", "poll_interval_ms = 500\npoll = 1\n")
+    assert error.key == "oracle.poll"
+
+
+def test_out_of_range_poll_interval_is_refused(tmp_path: Path) -> None:
+    error = refusal(tmp_path, "poll_interval_ms = 500\n", "poll_interval_ms = 0\n")
+    assert error.key == "oracle.poll_interval_ms"
+
+
+def test_negative_bank_day_is_refused(tmp_path: Path) -> None:
+    error = refusal(tmp_path, "bank_day_seconds = 300\n", "bank_day_seconds = -1\n")
+    assert error.key == "simulators.bank_day_seconds"

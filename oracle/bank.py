@@ -1,0 +1,489 @@
+"""The bank oracle: custody-bank facts to the chain, chain entitlements to the bank.
+
+Three duties, each driven by a durable cursor (see docs/decisions/0008):
+
+- **Bank files → chain.** The bank's files (camt.054 notifications, camt.053 statements) are read
+  strictly in the bank's order. Each is kept as evidence; each booked entry is handled once by
+  its bank reference (``AcctSvcrRef``): a credit carrying ``YUFU-AGR:0x…`` becomes a funding
+  report, a debit whose ``EndToEndId`` is one of our instructions becomes a payout confirmation.
+  A statement first handles any of its entries never notified (a dropped notification), then
+  queues the custody reconciliation of its account's merchant. Whatever cannot be matched is
+  parked for the regulator.
+- **Chain → bank.** ``FundsReleased`` and ``RefundGranted`` events become payment instructions,
+  one ``pain.001`` each, identified by the event (:func:`instruction_id`); the bank refuses a
+  repeated message id, so resending after a crash never pays twice.
+- The chain actions go through the bank feed's :class:`~oracle.outbox.Outbox`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import requests
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+
+from chain import messages as m
+from chain.client import YufuClient
+from oracle import iso20022 as iso
+from oracle.faults import crash_point
+from oracle.outbox import ActionKind, Outbox
+from oracle.store import OracleStore
+
+log = logging.getLogger("yufu.oracle.bank")
+
+FEED = "bank_feed"
+AGREEMENT_REFERENCE = re.compile(r"YUFU-AGR:0x([0-9a-fA-F]{64})")
+EPOCH = date(1970, 1, 1)
+HTTP_TIMEOUT = 10.0
+# Events read from the chain per eth_getLogs call, at most.
+LOG_WINDOW_BLOCKS = 2_000
+
+
+def bank_reference_hash(reference: str) -> bytes:
+    """The chain's ``bankReference`` of a booked entry: SHA-256 of its ``AcctSvcrRef``."""
+    return hashlib.sha256(reference.encode()).digest()
+
+
+def instruction_id(tx_hash: bytes, log_index: int) -> bytes:
+    """The id of the entitlement an event created: keccak256(txHash ‖ uint256 logIndex)."""
+    return keccak(bytes(tx_hash) + log_index.to_bytes(32, "big"))
+
+
+def end_to_end_id(instruction: bytes) -> str:
+    """The pain.001 ``MsgId``/``EndToEndId`` of an instruction: 35 characters."""
+    return "YF" + instruction.hex()[:33]
+
+
+def custody_account(uscc: str) -> str:
+    """The custody account the bank keeps for a merchant."""
+    return f"CUST-{uscc}"
+
+
+def business_day_number(day: date) -> int:
+    """Days since 1970-01-01: how the chain names a statement's business day."""
+    return (day - EPOCH).days
+
+
+FUNDING = ActionKind(
+    name="confirm_funding",
+    feed=FEED,
+    message=m.FundingReport,
+    subject=lambda funding: funding.agreement_id,
+    build=lambda client, funding, report, sigs: client.book.functions.confirmFunding(
+        funding.as_abi(), report.as_abi(), sigs
+    ),
+    already_done=frozenset({"AgreementBookDuplicateBankReference"}),
+)
+PAYOUT = ActionKind(
+    name="confirm_payout",
+    feed=FEED,
+    message=m.PayoutReport,
+    subject=lambda payout: payout.agreement_id,
+    build=lambda client, payout, report, sigs: client.book.functions.confirmPayout(
+        payout.as_abi(), report.as_abi(), sigs
+    ),
+    already_done=frozenset({"AgreementBookDuplicateBankReference"}),
+)
+RECONCILIATION = ActionKind(
+    name="reconcile_custody",
+    feed=FEED,
+    message=m.CustodyReconciliation,
+    subject=lambda r: m.address_subject(r.merchant),
+    build=lambda client, r, report, sigs: client.book.functions.reconcileCustody(
+        r.as_abi(), report.as_abi(), sigs
+    ),
+    already_done=frozenset({"AgreementBookCustodyAlreadyReconciled"}),
+)
+BANK_KINDS = (FUNDING, PAYOUT, RECONCILIATION)
+
+
+@dataclass(frozen=True)
+class BankEndpoints:
+    """Where the custody bank's host-to-host interface is."""
+
+    url: str
+    # The bank account the oracle's instructions debit is the merchant's custody account;
+    # this is the ordering party's name on them.
+    ordering_party: str = "Yufu custody platform"
+
+
+class BankOracle:
+    """Moves custody facts between the bank and the chain; one call of :meth:`step` a poll."""
+
+    def __init__(
+        self,
+        store: OracleStore,
+        client: YufuClient,
+        outbox: Outbox,
+        bank: BankEndpoints,
+        *,
+        http: requests.Session | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.outbox = outbox
+        self.bank = bank
+        self.http = http or requests.Session()
+        book = client.book
+        self._release_topic = Web3.keccak(text="FundsReleased(bytes32,address,uint8,uint128)")
+        self._refund_topic = Web3.keccak(
+            text="RefundGranted(bytes32,address,uint8,uint128,uint128,uint128)"
+        )
+        self._book_address = book.address
+        self.files_read = 0
+        self.instructions_sent = 0
+
+    def step(self) -> None:
+        """One round: bank files, chain events, instructions, then the outbox."""
+        self.read_bank_files()
+        self.read_chain_events()
+        self.send_instructions()
+        self.outbox.pump()
+
+    # ------------------------------------------------------------ bank files → chain
+
+    def read_bank_files(self, limit: int = 100) -> int:
+        """Handle the bank's new files, in order, each to the end; returns how many."""
+        after = int(self.store.cursor("bank:files", "0"))
+        listing = self.http.get(
+            f"{self.bank.url}/files", params={"after": after, "limit": limit}, timeout=HTTP_TIMEOUT
+        )
+        listing.raise_for_status()
+        handled = 0
+        for item in listing.json()["files"]:
+            raw = self.http.get(f"{self.bank.url}/files/{item['name']}", timeout=HTTP_TIMEOUT)
+            raw.raise_for_status()
+            self.handle_file(int(item["seq"]), item["name"], raw.content)
+            handled += 1
+        self.files_read += handled
+        return handled
+
+    def handle_file(self, seq: int, name: str, data: bytes) -> None:
+        """Keep one bank file as evidence, queue what it implies and move the cursor, at once."""
+        with self.store.transaction() as db:
+            digest = self.store.keep(
+                data, kind="bank-file", source=self.bank.url, name=name, refs={"seq": seq}, db=db
+            )
+            try:
+                kind = iso.document_type(data)
+                if kind.startswith("camt.054"):
+                    notification = iso.parse_camt054(data)
+                    for entry in notification.entries:
+                        self._handle_entry(db, entry, name)
+                elif kind.startswith("camt.053"):
+                    statement = iso.parse_camt053(data)
+                    for entry in statement.entries:
+                        self._handle_entry(db, entry, name)
+                    self._reconcile(db, statement, digest, name)
+                else:
+                    raise iso.MalformedMessage(f"unexpected document type {kind} in the feed")
+            except iso.MalformedMessage as problem:
+                log.error("bank file %s is malformed: %s", name, problem)
+                OracleStore.park(
+                    db,
+                    f"file:{digest}",
+                    feed=FEED,
+                    reason="malformed bank file",
+                    detail={"file": name, "problem": str(problem)},
+                    evidence=digest,
+                )
+            OracleStore.move_cursor(db, "bank:files", str(seq))
+            crash_point("bank-file-read")
+
+    def _handle_entry(self, db: sqlite3.Connection, entry: iso.Entry, file_name: str) -> None:
+        seen = db.execute(
+            "SELECT 1 FROM bank_entries WHERE bank_reference = ?", (entry.bank_reference,)
+        ).fetchone()
+        if seen is not None:
+            return
+        outcome = self._credit(db, entry) if entry.credit else self._debit(db, entry)
+        db.execute(
+            "INSERT INTO bank_entries (bank_reference, account, credit, amount_fen, "
+            "first_seen_in, outcome) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                entry.bank_reference,
+                entry.account,
+                int(entry.credit),
+                entry.amount_fen,
+                file_name,
+                outcome,
+            ),
+        )
+
+    def _credit(self, db: sqlite3.Connection, entry: iso.Entry) -> str:
+        match = AGREEMENT_REFERENCE.search(entry.remittance or "")
+        if match is None:
+            OracleStore.park(
+                db,
+                f"entry:{entry.bank_reference}",
+                feed=FEED,
+                reason="credit without an agreement reference",
+                detail=_entry_detail(entry),
+            )
+            return "parked"
+        agreement_id = bytes.fromhex(match.group(1))
+        if entry.counterparty is not None:
+            db.execute(
+                "INSERT OR IGNORE INTO payers (agreement_id, name, account, bank_reference) "
+                "VALUES (?, ?, ?, ?)",
+                (
+                    "0x" + agreement_id.hex(),
+                    entry.counterparty.name,
+                    entry.counterparty.account,
+                    entry.bank_reference,
+                ),
+            )
+        funding = m.FundingReport(
+            agreement_id=agreement_id,
+            amount=entry.amount_fen,
+            bank_reference=bank_reference_hash(entry.bank_reference),
+            paid_at=int(entry.booked_at.timestamp()),
+        )
+        Outbox.add(db, f"funding:{entry.bank_reference}", FUNDING, funding)
+        return "funding"
+
+    def _debit(self, db: sqlite3.Connection, entry: iso.Entry) -> str:
+        row = None
+        if entry.end_to_end_id:
+            row = db.execute(
+                "SELECT * FROM instructions WHERE end_to_end_id = ?", (entry.end_to_end_id,)
+            ).fetchone()
+        if row is None:
+            OracleStore.park(
+                db,
+                f"entry:{entry.bank_reference}",
+                feed=FEED,
+                reason="debit from custody that Yufu did not instruct",
+                detail=_entry_detail(entry),
+            )
+            return "parked"
+        payout = m.PayoutReport(
+            agreement_id=bytes.fromhex(row["agreement_id"][2:]),
+            payee=int(row["payee"]),
+            amount=entry.amount_fen,
+            bank_reference=bank_reference_hash(entry.bank_reference),
+            instruction_id=bytes.fromhex(row["instruction_id"][2:]),
+        )
+        Outbox.add(db, f"payout:{entry.bank_reference}", PAYOUT, payout)
+        db.execute(
+            "UPDATE instructions SET state = 'paid', bank_reference = ?, updated_at = ? "
+            "WHERE instruction_id = ?",
+            (entry.bank_reference, time.time(), row["instruction_id"]),
+        )
+        return "payout"
+
+    def _reconcile(
+        self, db: sqlite3.Connection, statement: iso.Statement, digest: str, file_name: str
+    ) -> None:
+        merchant = db.execute(
+            "SELECT address FROM merchants WHERE custody_account = ?", (statement.account,)
+        ).fetchone()
+        if merchant is None or statement.closing_balance_fen < 0:
+            OracleStore.park(
+                db,
+                f"statement:{digest}",
+                feed=FEED,
+                reason=(
+                    "statement of an account of no known merchant"
+                    if merchant is None
+                    else "custody account overdrawn"
+                ),
+                detail={
+                    "file": file_name,
+                    "account": statement.account,
+                    "business_day": statement.business_day.isoformat(),
+                    "closing_balance_fen": statement.closing_balance_fen,
+                },
+                evidence=digest,
+            )
+            return
+        reconciliation = m.CustodyReconciliation(
+            merchant=merchant["address"],
+            business_day=business_day_number(statement.business_day),
+            statement_balance=statement.closing_balance_fen,
+            statement_hash=bytes.fromhex(digest),
+        )
+        key = f"reconcile:{statement.account}:{statement.business_day.isoformat()}"
+        Outbox.add(db, key, RECONCILIATION, reconciliation)
+
+    # ------------------------------------------------------------ chain → bank
+
+    def read_chain_events(self) -> int:
+        """Turn new releases and refunds into payment instructions; returns how many."""
+        head = self.client.w3.eth.block_number
+        start = int(self.store.cursor("chain:entitlements", "0")) + 1
+        if start > head:
+            return 0
+        end = min(head, start + LOG_WINDOW_BLOCKS - 1)
+        logs = self.client.w3.eth.get_logs(
+            {
+                "fromBlock": start,
+                "toBlock": end,
+                "address": self._book_address,
+                "topics": [[self._release_topic, self._refund_topic]],
+            }
+        )
+        created = 0
+        with self.store.transaction() as db:
+            for log_entry in logs:
+                for event in self.client.decode_logs([log_entry]):
+                    created += self._entitlement(db, event, log_entry)
+            OracleStore.move_cursor(db, "chain:entitlements", str(end))
+        return created
+
+    def _entitlement(self, db: sqlite3.Connection, event: Any, log_entry: Any) -> int:
+        args = event.args
+        agreement_id = bytes(args["agreementId"])
+        ident = instruction_id(bytes(log_entry["transactionHash"]), int(log_entry["logIndex"]))
+        event_ref = f"{bytes(log_entry['transactionHash']).hex()}:{int(log_entry['logIndex'])}"
+        agreement = self.client.get_agreement(agreement_id)
+        merchant_row = db.execute(
+            "SELECT * FROM merchants WHERE address = ?", (to_checksum_address(agreement.merchant),)
+        ).fetchone()
+        if event.name == "FundsReleased":
+            payee, amount = m.Payee.MERCHANT, int(args["amount"])
+            creditor = None
+            if merchant_row is not None:
+                on_chain = self.client.get_merchant(merchant_row["address"]).receiving_account_hash
+                account = merchant_row["receiving_account"]
+                if hashlib.sha256(account.encode()).digest() == bytes(on_chain):
+                    creditor = (merchant_row["name"], account)
+        else:
+            payee, amount = m.Payee.CONSUMER, int(args["fromCustody"])
+            payer = db.execute(
+                "SELECT * FROM payers WHERE agreement_id = ?", ("0x" + agreement_id.hex(),)
+            ).fetchone()
+            creditor = None if payer is None else (payer["name"], payer["account"])
+        if amount == 0:
+            return 0
+        if merchant_row is None or creditor is None:
+            OracleStore.park(
+                db,
+                f"entitlement:{event_ref}",
+                feed=FEED,
+                reason=(
+                    "entitlement of a merchant whose custody account the oracle does not know"
+                    if merchant_row is None
+                    else "release to a receiving account that is not the one on chain"
+                    if payee == m.Payee.MERCHANT
+                    else "refund with no known paying account"
+                ),
+                detail={
+                    "agreement_id": "0x" + agreement_id.hex(),
+                    "event": event.name,
+                    "amount_fen": amount,
+                },
+            )
+            return 0
+        now = time.time()
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO instructions (instruction_id, end_to_end_id, agreement_id, "
+            "merchant, payee, amount_fen, debtor_account, creditor_name, creditor_account, "
+            "event, state, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?)",
+            (
+                "0x" + ident.hex(),
+                end_to_end_id(ident),
+                "0x" + agreement_id.hex(),
+                merchant_row["address"],
+                int(payee),
+                amount,
+                merchant_row["custody_account"],
+                creditor[0],
+                creditor[1],
+                event_ref,
+                now,
+                now,
+            ),
+        )
+        return cursor.rowcount
+
+    def send_instructions(self) -> int:
+        """Send every instruction not yet accepted by the bank, one pain.001 each."""
+        sent = 0
+        for row in self.store.query(
+            "SELECT * FROM instructions WHERE state = 'new' ORDER BY created_at, instruction_id"
+        ):
+            ident = row["end_to_end_id"]
+            transfer = iso.CreditTransfer(
+                message_id=ident,
+                created_at=datetime.fromtimestamp(row["created_at"], UTC),
+                debtor=iso.Party(name=self.bank.ordering_party, account=row["debtor_account"]),
+                creditor=iso.Party(name=row["creditor_name"], account=row["creditor_account"]),
+                amount_fen=row["amount_fen"],
+                end_to_end_id=ident,
+                remittance=(
+                    f"YUFU-{'RELEASE' if row['payee'] == m.Payee.MERCHANT else 'REFUND'}:"
+                    f"{row['agreement_id']}"
+                ),
+                requested_date=datetime.fromtimestamp(row["created_at"], UTC).date(),
+            )
+            document = iso.build_pain001(transfer)
+            self.store.keep(
+                document,
+                kind="pain.001",
+                source="oracle",
+                name=f"pain001-{ident}.xml",
+                refs={"instruction_id": row["instruction_id"]},
+            )
+            answer = self.http.post(
+                f"{self.bank.url}/pain001",
+                data=document,
+                headers={"Content-Type": "application/xml"},
+                timeout=HTTP_TIMEOUT,
+            )
+            crash_point("instruction-sent")
+            status = iso.parse_pain002(answer.content)
+            self.store.keep(
+                answer.content,
+                kind="pain.002",
+                source=self.bank.url,
+                name=f"pain002-{ident}.xml",
+                refs={"instruction_id": row["instruction_id"]},
+            )
+            accepted = status.status == "ACCP" or status.reason == "DU01"
+            with self.store.transaction() as db:
+                db.execute(
+                    "UPDATE instructions SET state = ?, status_reason = ?, updated_at = ? "
+                    "WHERE instruction_id = ? AND state = 'new'",
+                    (
+                        "accepted" if accepted else "rejected",
+                        status.reason,
+                        time.time(),
+                        row["instruction_id"],
+                    ),
+                )
+                if not accepted:
+                    OracleStore.park(
+                        db,
+                        f"instruction:{row['instruction_id']}",
+                        feed=FEED,
+                        reason=f"bank rejected the instruction ({status.reason})",
+                        detail={key: row[key] for key in row.keys()},
+                    )
+            sent += 1
+        self.instructions_sent += sent
+        return sent
+
+
+def _entry_detail(entry: iso.Entry) -> dict[str, Any]:
+    return {
+        "bank_reference": entry.bank_reference,
+        "account": entry.account,
+        "credit": entry.credit,
+        "amount_fen": entry.amount_fen,
+        "booked_at": entry.booked_at.isoformat(),
+        "end_to_end_id": entry.end_to_end_id,
+        "remittance": entry.remittance,
+        "counterparty": None
+        if entry.counterparty is None
+        else {"name": entry.counterparty.name, "account": entry.counterparty.account},
+    }

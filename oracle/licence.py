@@ -1,0 +1,261 @@
+"""The licence oracle: the business-licence registry's word about each merchant, on chain.
+
+A merchant's application on chain carries only hashes of its unified social credit code and
+legal name. The platform hands the oracle the plain values (:meth:`LicenceOracle.register`);
+the oracle checks the code (``stdnum.cn.uscc``) and that the values hash to what the merchant
+applied with, then asks the registry, keeps the registry's response byte for byte as evidence,
+assesses it (:func:`oracle.licence_checks.assess`) and queues a signed attestation carrying the
+response's SHA-256. Every registered merchant is checked again on a schedule; a changed finding
+(a revoked licence, a new flag) is attested at once, which suspends new sales on chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import requests
+from eth_utils import is_address, to_checksum_address
+
+from chain import messages as m
+from chain.client import YufuClient
+from oracle.licence_checks import (
+    CHINA_STANDARD_TIME,
+    LicenceCheckError,
+    LicenceFinding,
+    assess,
+    normalise_uscc,
+    parse_registry_response,
+    scope_keywords,
+)
+from oracle.faults import crash_point
+from oracle.outbox import ActionKind, Outbox
+from oracle.store import OracleStore
+
+log = logging.getLogger("yufu.oracle.licence")
+
+FEED = "licence_feed"
+HTTP_TIMEOUT = 10.0
+
+ATTESTATION = ActionKind(
+    name="attest_licence",
+    feed=FEED,
+    message=m.LicenceAttestation,
+    subject=lambda attestation: m.address_subject(attestation.merchant),
+    build=lambda client, attestation, report, sigs: client.merchants.functions.attestLicence(
+        attestation.as_abi(), report.as_abi(), sigs
+    ),
+)
+LICENCE_KINDS = (ATTESTATION,)
+
+
+class RegistrationError(ValueError):
+    """A merchant's registration was refused; the message says which value is wrong."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the platform tells the oracle about a merchant that applied on chain."""
+
+    address: str
+    uscc: str
+    name: str
+    industry: str
+    receiving_account: str
+
+
+def sha256(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+class LicenceOracle:
+    """Checks merchants' licences against the registry and attests them on chain."""
+
+    def __init__(
+        self,
+        store: OracleStore,
+        client: YufuClient,
+        outbox: Outbox,
+        registry_url: str,
+        *,
+        recheck_seconds: float,
+        min_age_days: int,
+        http: requests.Session | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.outbox = outbox
+        self.registry_url = registry_url.rstrip("/")
+        self.recheck_seconds = recheck_seconds
+        self.min_age_days = min_age_days
+        self.http = http or requests.Session()
+        self.checks = 0
+
+    def step(self) -> None:
+        """One round: check merchants that are due, then send attestations."""
+        due_before = time.time() - self.recheck_seconds
+        for row in self.store.query(
+            "SELECT address FROM merchants WHERE checked_at IS NULL OR checked_at <= ? "
+            "ORDER BY checked_at",
+            due_before,
+        ):
+            self.check(row["address"])
+        self.outbox.pump()
+
+    # ------------------------------------------------------------ registration
+
+    def register(self, registration: Registration) -> Registration:
+        """Accept a merchant's plain code, name, industry and receiving account.
+
+        Raises
+        ------
+        RegistrationError
+            The code is invalid, or a value does not hash to what the merchant applied with
+            on chain, or the merchant has not applied. Nothing is stored then.
+        """
+        if not is_address(registration.address):
+            raise RegistrationError(f"not an address: {registration.address!r}")
+        address = to_checksum_address(registration.address)
+        try:
+            code = normalise_uscc(registration.uscc)
+            scope_keywords(registration.industry)
+        except LicenceCheckError as error:
+            raise RegistrationError(str(error)) from None
+        merchant = self.client.get_merchant(address)
+        if merchant.status == m.MerchantStatus.NONE:
+            raise RegistrationError(f"merchant {address} has not applied on chain")
+        expected = {
+            "uscc": (sha256(code), bytes(merchant.uscc_hash)),
+            "name": (sha256(registration.name), bytes(merchant.name_hash)),
+            "industry": (m.industry_id(registration.industry), bytes(merchant.industry)),
+            "receiving_account": (
+                sha256(registration.receiving_account),
+                bytes(merchant.receiving_account_hash),
+            ),
+        }
+        for field, (given, on_chain) in expected.items():
+            if given != on_chain:
+                raise RegistrationError(
+                    f"{field} does not match the merchant's application on chain "
+                    f"(sha256 0x{given.hex()} vs 0x{on_chain.hex()})"
+                )
+        accepted = Registration(
+            address,
+            code,
+            registration.name,
+            registration.industry,
+            registration.receiving_account,
+        )
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO merchants (address, uscc, name, industry, custody_account, "
+                "receiving_account) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (address) DO UPDATE "
+                "SET receiving_account = excluded.receiving_account",
+                (
+                    address,
+                    code,
+                    registration.name,
+                    registration.industry,
+                    f"CUST-{code}",
+                    registration.receiving_account,
+                ),
+            )
+        log.info("merchant %s registered for licence checks (%s)", address, code)
+        return accepted
+
+    # ------------------------------------------------------------ checks
+
+    def check(self, address: str) -> LicenceFinding | None:
+        """Ask the registry about one merchant; attest if the finding changed."""
+        row = self.store.one("SELECT * FROM merchants WHERE address = ?", address)
+        if row is None:
+            raise RegistrationError(f"merchant {address} is not registered with the oracle")
+        response = self.http.get(
+            f"{self.registry_url}/licences/{row['uscc']}", timeout=HTTP_TIMEOUT
+        )
+        if response.status_code not in (200, 404):
+            response.raise_for_status()
+        body = response.content
+        today = datetime.now(CHINA_STANDARD_TIME).date()
+        self.checks += 1
+        with self.store.transaction() as db:
+            digest = self.store.keep(
+                body,
+                kind="registry-response",
+                source=self.registry_url,
+                name=f"licence-{row['uscc']}-{int(time.time())}.json",
+                refs={
+                    "merchant": address,
+                    "uscc": row["uscc"],
+                    "http_status": response.status_code,
+                },
+                db=db,
+            )
+            finding: LicenceFinding | None
+            if response.status_code == 404:
+                finding = None
+                status, since, flags = m.LicenceStatus.UNKNOWN, 0, 0
+                reasons: tuple[str, ...] = ("the registry has no licence with this code",)
+            else:
+                try:
+                    record = parse_registry_response(body)
+                except LicenceCheckError as error:
+                    OracleStore.park(
+                        db,
+                        f"registry:{digest}",
+                        feed=FEED,
+                        reason="malformed registry response",
+                        detail={"merchant": address, "problem": str(error)},
+                        evidence=digest,
+                    )
+                    db.execute(
+                        "UPDATE merchants SET checked_at = ? WHERE address = ?",
+                        (time.time(), address),
+                    )
+                    return None
+                finding = assess(
+                    record,
+                    expected_name=row["name"],
+                    industry=row["industry"],
+                    today=today,
+                    min_age_days=self.min_age_days,
+                )
+                status, since, flags = finding.status, finding.licensed_since, finding.flags
+                reasons = finding.reasons
+            summary = json.dumps(
+                {"status": int(status), "licensed_since": since, "flags": flags}, sort_keys=True
+            )
+            if summary != row["last_finding"]:
+                attestation = m.LicenceAttestation(
+                    merchant=address,
+                    status=int(status),
+                    licensed_since=since,
+                    flags=flags,
+                    checked_at=int(time.time()) - 1,
+                    response_hash=bytes.fromhex(digest),
+                )
+                Outbox.add(db, f"licence:{address}:{digest}", ATTESTATION, attestation)
+                log.info(
+                    "licence of %s: %s flags=%d %s",
+                    address,
+                    m.LicenceStatus(status).name,
+                    flags,
+                    "; ".join(reasons) or "clean",
+                )
+            db.execute(
+                "UPDATE merchants SET last_finding = ?, checked_at = ? WHERE address = ?",
+                (summary, time.time(), address),
+            )
+            crash_point("licence-checked")
+        return finding
+
+
+def finding_as_json(finding: LicenceFinding) -> dict[str, object]:
+    values = asdict(finding)
+    values["status"] = m.LicenceStatus(finding.status).name.lower()
+    return values
