@@ -490,7 +490,7 @@ class YufuNode:
             started = time.monotonic()
             head = self.chain.get_canonical_head()
             transactions = self._select(head)
-            # allow_empty: dev-only, ``evm_mine`` seals a block even when nothing waits.
+            # allow_empty: the producer's trailing block, and dev-only ``evm_mine``.
             if not transactions and not self.config.chain.empty_blocks and not allow_empty:
                 self._forget_stale(head)
                 return None

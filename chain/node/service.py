@@ -55,6 +55,12 @@ class BlockProducer:
     case when the configuration asks for empty blocks), and without waiting for the period
     when at least ``MAX_TRANSACTIONS_PER_BLOCK`` transactions wait.
 
+    After a block with transactions one more block follows a period later even if nothing
+    waits (a *trailing* block). Clients that wait for a transaction by watching the height
+    rise (ethers' ``tx.wait()``, confirmation counters) would otherwise hang when their
+    transaction landed in the last block before a quiet spell. It costs one empty block per
+    burst of activity, not one per period.
+
     Parameters
     ----------
     node
@@ -69,6 +75,7 @@ class BlockProducer:
         self.node = node
         self.period = period
         self.last_error: str | None = None
+        self._trailing = False
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="yufu-block-producer", daemon=True)
@@ -109,10 +116,11 @@ class BlockProducer:
 
     def _produce(self) -> int | None:
         """Seal one block if there is work; how many transactions it took, None on failure."""
-        if not (self.node.has_pending() or self.node.config.chain.empty_blocks):
+        trailing = self._trailing
+        if not (self.node.has_pending() or self.node.config.chain.empty_blocks or trailing):
             return 0
         try:
-            block = self.node.produce_block()
+            block = self.node.produce_block(allow_empty=trailing)
         except Exception as error:  # noqa: BLE001 - the producer must outlive a bad block
             logger.exception("sealing a block failed")
             self.last_error = f"{type(error).__name__}: {error}"
@@ -120,6 +128,7 @@ class BlockProducer:
         self.last_error = None
         if block is None:
             return 0
+        self._trailing = len(block.transactions) > 0
         logger.debug("sealed block %d: %d transactions", block.number, len(block.transactions))
         return len(block.transactions)
 

@@ -102,6 +102,13 @@ def _assert_state_opens_at_head(config: DevnetConfig, data_dir: Path) -> None:
         node.close()
 
 
+def _wait_for_height(node: NodeProcess, height: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while int(node.rpc("eth_blockNumber"), 16) < height:
+        assert time.monotonic() < deadline, f"height {height} not reached in {timeout} s"
+        time.sleep(0.02)
+
+
 def test_a_stopped_node_restarts_at_the_same_head_with_the_same_state(
     start_node: StartNode, config: DevnetConfig
 ) -> None:
@@ -109,7 +116,10 @@ def test_a_stopped_node_restarts_at_the_same_head_with_the_same_state(
     bank = config.organisations["bank"]
     auditor = config.organisations["auditor"]
     sealed = _send(node, _transfer(config, bank.key.private_key, 0, value=12_345))
-    assert node.wait_for_receipt(sealed)["status"] == "0x1"
+    receipt = node.wait_for_receipt(sealed)
+    assert receipt["status"] == "0x1"
+    # The producer seals one trailing block after a busy one; let it, so the head stays put.
+    _wait_for_height(node, int(receipt["blockNumber"], 16) + 1)
     # Acknowledged but not executable (nonce 1 waits for nonce 0): it lives in the journal.
     waiting = _send(node, _transfer(config, auditor.key.private_key, 1))
 
@@ -250,3 +260,17 @@ def test_producer_seals_at_once_when_a_full_block_waits(
     finally:
         producer.stop()
         node.close()
+
+
+def test_one_trailing_block_follows_a_busy_one_then_the_chain_rests(
+    start_node: StartNode, config: DevnetConfig
+) -> None:
+    node = start_node()
+    bank = config.organisations["bank"]
+    receipt = node.wait_for_receipt(_send(node, _transfer(config, bank.key.private_key, 0)))
+    busy = int(receipt["blockNumber"], 16)
+    _wait_for_height(node, busy + 1)
+    trailing = node.rpc("eth_getBlockByNumber", hex(busy + 1), False)
+    assert trailing["transactions"] == []
+    time.sleep(0.5)  # ten block periods of the test node
+    assert int(node.rpc("eth_blockNumber"), 16) == busy + 1
