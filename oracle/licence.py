@@ -23,6 +23,7 @@ from eth_utils import is_address, to_checksum_address
 
 from chain import messages as m
 from chain.client import YufuClient
+from oracle.faults import crash_point
 from oracle.licence_checks import (
     CHINA_STANDARD_TIME,
     LicenceCheckError,
@@ -32,7 +33,6 @@ from oracle.licence_checks import (
     parse_registry_response,
     scope_keywords,
 )
-from oracle.faults import crash_point
 from oracle.outbox import ActionKind, Outbox
 from oracle.store import OracleStore
 
@@ -204,6 +204,10 @@ class LicenceOracle:
             else:
                 try:
                     record = parse_registry_response(body)
+                    if record.uscc != row["uscc"]:
+                        raise LicenceCheckError(
+                            f"asked about {row['uscc']}, the registry answered about {record.uscc}"
+                        )
                 except LicenceCheckError as error:
                     OracleStore.park(
                         db,
