@@ -15,6 +15,7 @@ import importlib.util
 import shutil
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +131,14 @@ def history(tmp_path_factory: pytest.TempPathFactory, config: DevnetConfig) -> H
 
         # Only signed: never funded.
         signed = desk.sign_agreement(merchant_key, consumers[0], template, units=2, unit_price=500)
-        agreements["signed"], _ = desk.open(signed)
+        agreements["signed"], last = desk.open(signed)
 
+        # The producer seals one empty trailing block after the last busy one; wait for it,
+        # so the head read here is the head the stopped node keeps.
+        deadline = time.monotonic() + 30
+        while int(node.rpc("eth_blockNumber"), 16) <= last.block_number:
+            assert time.monotonic() < deadline, "no trailing block after the history"
+            time.sleep(0.02)
         head = int(node.rpc("eth_blockNumber"), 16)
         transactions = sum(
             len(node.rpc("eth_getBlockByNumber", hex(number), False)["transactions"])

@@ -84,7 +84,9 @@ def test_the_follower_replays_an_honest_node_and_keeps_following(
 
         # New blocks are verified as they come.
         tx_hash = _transfer(node, config)
-        assert follower.sync(source) == history.head + 1
+        # Its block, then the producer's empty trailing block.
+        _wait_until(lambda: int(node.rpc("eth_blockNumber"), 16) >= history.head + 2)
+        assert follower.sync(source) == history.head + 2
         receipt = node.rpc("eth_getTransactionReceipt", tx_hash)
         assert follower.node.transaction_location(bytes.fromhex(tx_hash[2:])) == (
             int(receipt["blockNumber"], 16),
@@ -147,13 +149,15 @@ def test_the_follower_process_serves_the_verified_chain_and_refuses_transactions
         assert _rpc(url, "eth_getTransactionReceipt", tx_hash)["result"] == node.rpc(
             "eth_getTransactionReceipt", tx_hash
         )
+        # The transfer's block and the producer's empty trailing block after it.
+        _wait_until(lambda: _audit_status(url)["verifiedHead"] >= history.head + 2)
         status = _audit_status(url)
         assert status["failure"] is None
-        assert status["blocksVerified"] == history.head + 1
+        assert status["blocksVerified"] == history.head + 2
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-        assert f"Yufu follower stopped at block {history.head + 1}" in log_path.read_text()
+        assert f"Yufu follower stopped at block {history.head + 2}" in log_path.read_text()
     finally:
         if process.poll() is None:
             process.kill()
