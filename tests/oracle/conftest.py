@@ -5,6 +5,8 @@ names: pytest puts this folder on ``sys.path`` (its default ``prepend`` import m
 ``pytest_plugins`` is refused outside the top-level conftest.
 """
 
-# ---------------------------------------------------------------- licence registry simulator
+# The custody bank simulator (bank_fixtures) and the licence registry simulator
+# (licence_fixtures), each as a real process.
 
+from bank_fixtures import bank_simulator  # noqa: F401
 from licence_fixtures import licence_simulator  # noqa: F401

@@ -1,0 +1,129 @@
+"""Command line of the custody bank simulator.
+
+``python -m oracle.bank_simulator --data-dir DIR --host 127.0.0.1 --port 8601`` serves the
+simulated bank until SIGTERM or SIGINT, then exits 0. Once the port is bound it prints one line,
+``Yufu bank simulator (SIMULATOR, not a bank) serving on http://HOST:PORT``; with ``--port 0``
+the line shows the port chosen. ``--start-date`` sets the first business day of a new bank
+(default: today in China); a bank restarted on its data directory keeps its own date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from oracle.bank_simulator.app import DEFAULT_BANK_NAME, create_app
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8601
+# Seconds open requests get to finish after a stop is asked for.
+GRACEFUL_SHUTDOWN_SECONDS: int = 5
+
+logger = logging.getLogger("oracle.bank_simulator")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly, so asyncio sets TCP_NODELAY on accepted connections.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    # A restart may bind the port again at once, while old connections sit in TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m oracle.bank_simulator", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, required=True, help="where the bank is kept")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"default: {DEFAULT_HOST}")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"0 for any (default: {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--start-date",
+        type=date.fromisoformat,
+        help="first business day, YYYY-MM-DD, of a new bank (default: today in China)",
+    )
+    parser.add_argument("--bank-name", default=DEFAULT_BANK_NAME, help="the bank's name")
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
+    return parser
+
+
+def serve(arguments: argparse.Namespace) -> int:
+    """Run the simulator until SIGTERM or SIGINT; return the exit status."""
+    stop_requested = threading.Event()
+    server: uvicorn.Server | None = None
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
+        if server is not None:
+            server.should_exit = True
+
+    # Installed before uvicorn's own: uvicorn restores them and re-raises the signal after its
+    # graceful shutdown, and this handler then lets the process exit 0 instead of dying.
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    app = create_app(
+        arguments.data_dir, start_day=arguments.start_date, bank_name=arguments.bank_name
+    )
+    bank = app.state.bank
+    try:
+        if arguments.start_date is not None and bank.business_day() != arguments.start_date:
+            logger.warning(
+                "--start-date %s ignored: the bank in %s is on business day %s",
+                arguments.start_date,
+                arguments.data_dir,
+                bank.business_day(),
+            )
+        sock = bind_socket(arguments.host, arguments.port)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level=arguments.log_level.lower(),
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            )
+        )
+        server.should_exit = stop_requested.is_set()
+        bound_host, bound_port = sock.getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        print(
+            f"Yufu bank simulator (SIMULATOR, not a bank) serving on http://{shown}:{bound_port}",
+            flush=True,
+        )
+        server.run(sockets=[sock])
+    finally:
+        bank.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=arguments.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return serve(arguments)
+    except OSError as error:
+        print(f"cannot serve: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
