@@ -1,9 +1,9 @@
-"""Run the Yufu devnet node in the foreground: what ``make run`` does.
+"""Run the Yufu devnet in the foreground: what ``make run`` does.
 
-A small supervisor around ``python -m chain.node run``:
+A small supervisor of four child processes:
 
-1. starts the node as a child process on the devnet's JSON-RPC port (``[services] host`` and
-   ``node_rpc_port`` of ``hardhat-free-devnet.toml``) with its data in ``.yufu/devnet``
+1. starts the node (``python -m chain.node run``) on the devnet's JSON-RPC port (``[services]
+   host`` and ``node_rpc_port`` of ``hardhat-free-devnet.toml``) with its data in ``.yufu/devnet``
    (``chain.data_dir``), and waits until ``/health`` answers;
 2. deploys the system contracts if this chain does not have them yet
    (``chain.node.service.bootstrap``, the regulator's first transactions). A fresh data
@@ -11,20 +11,25 @@ A small supervisor around ``python -m chain.node run``:
    seconds, stopped cleanly before the real one starts: thirty-odd transactions that each wait
    for a block take seconds instead of half a minute. If that is interrupted, the chain files
    are deleted again, since a half-bootstrapped chain cannot be resumed;
-3. prints the node's URL, the system contracts' addresses and commands to try;
-4. keeps running until Ctrl-C (SIGINT) or SIGTERM, which it forwards to the node as SIGTERM,
-   waits for the node to stop cleanly and exits with 0. If the node dies on its own, the
-   supervisor exits with 1.
+3. starts the SIMULATED custody bank and licence registry (``python -m oracle.bank_simulator``,
+   ``python -m oracle.licence_simulator``; data in ``simulators.data_dir``), then the oracle
+   (``python -m oracle run``; data in ``oracle.data_dir``) pointed at the three;
+4. prints the URLs, the system contracts' addresses and commands to try;
+5. keeps running until Ctrl-C (SIGINT) or SIGTERM, which it forwards as SIGTERM to the oracle,
+   the simulators and the node, in that order, waits for each to stop cleanly and exits with
+   0. If any child dies on its own, the others are stopped and the supervisor exits with 1.
 
-The node runs in its own session, so a Ctrl-C in the terminal reaches the supervisor only, and
-the node is stopped once, in order. Its output is relayed with a ``[node]`` prefix.
+Each child runs in its own session, so a Ctrl-C in the terminal reaches the supervisor only,
+and each is stopped once, in order. Their output is relayed with a ``[node]``, ``[bank]``,
+``[registry]`` or ``[oracle]`` prefix.
 
 Usage::
 
     python scripts/run_devnet.py [--config FILE] [--data-dir DIR] [--host HOST] [--port PORT]
                                  [--block-period SECONDS]
 
-``--port 0`` lets the node pick a free port; the URL line says which.
+``--port 0`` lets every process pick a free port; the URL lines say which. With ``--data-dir``
+the oracle's and the simulators' data go beside it (``oracle/``, ``simulators/``).
 """
 
 from __future__ import annotations
@@ -61,6 +66,11 @@ HEALTH_POLL_SECONDS: float = 0.1
 CHAIN_FILES: tuple[str, ...] = ("chain.sqlite", "chain.sqlite-wal", "chain.sqlite-shm")
 # The line ``chain.node.service.serve`` prints once its port is bound.
 URL_LINE = re.compile(r"Yufu node serving JSON-RPC on (http://\S+)")
+BANK_URL_LINE = re.compile(r"Yufu bank simulator \(SIMULATOR, not a bank\) serving on (http://\S+)")
+REGISTRY_URL_LINE = re.compile(
+    r"Yufu licence registry simulator \(SIMULATOR, not the registry\) serving on (http://\S+)"
+)
+ORACLE_URL_LINE = re.compile(r"Yufu oracle serving on (http://\S+)")
 # The line this script prints once the devnet is ready; tests and scripts wait for it.
 READY_PREFIX = "Yufu devnet ready: JSON-RPC on "
 
@@ -73,7 +83,129 @@ class StopRequested(Exception):  # noqa: N818 - a request, not an error
     """SIGINT or SIGTERM arrived."""
 
 
-class NodeProcess:
+class ChildProcess:
+    """A devnet service as a child process that prints its URL once it serves.
+
+    Parameters
+    ----------
+    name
+        Short name, the prefix of its relayed output lines (``[node]``, ``[bank]``, ...).
+    command
+        Its command line.
+    url_line
+        A regex whose one group is the URL, matched against its output.
+    relay
+        Print its output lines (prefixed); otherwise keep only the last ones, for errors.
+    """
+
+    def __init__(
+        self, name: str, command: Sequence[str], url_line: re.Pattern[str], *, relay: bool = True
+    ) -> None:
+        self.name = name
+        self._command = list(command)
+        self.url_line = url_line
+        self.relay = relay
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.output: list[str] = []
+        self._url_found = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    def command(self) -> list[str]:
+        return self._command
+
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> ChildProcess:
+        """Start it and wait until ``/health`` answers 200."""
+        self.process = subprocess.Popen(
+            self.command(),
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            bufsize=1,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # Its own session: a terminal's Ctrl-C reaches the supervisor, which stops it.
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, name=f"{self.name}-output", daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        session = requests.Session()
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    self._reader.join(timeout=5)
+                    raise SupervisorError(
+                        f"the {self.name} exited with {self.process.returncode} while starting:\n"
+                        + self.tail()
+                    )
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise SupervisorError(
+                        f"the {self.name} did not answer /health within {timeout} s:\n"
+                        + self.tail()
+                    )
+                if self._url_found.is_set() and self._healthy(session):
+                    return self
+                time.sleep(HEALTH_POLL_SECONDS)
+        finally:
+            session.close()
+
+    def _healthy(self, session: requests.Session) -> bool:
+        try:
+            return session.get(self.url + "/health", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            line = line.rstrip("\n")
+            self.output = [*self.output[-199:], line]
+            found = self.url_line.search(line)
+            if found is not None and not self._url_found.is_set():
+                self.url = found.group(1)
+                self._url_found.set()
+            if self.relay:
+                print(f"[{self.name}] {line}", flush=True)
+
+    def tail(self, lines: int = 40) -> str:
+        """Its last output lines."""
+        return "\n".join(self.output[-lines:])
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
+        """SIGTERM, then wait for a clean exit (SIGKILL after ``timeout``); the exit code."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise SupervisorError(
+                    f"the {self.name} did not stop within {timeout} s and was killed"
+                ) from None
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return int(self.process.returncode)
+
+    def kill(self) -> None:
+        """SIGKILL, if still running."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+    def web3(self, timeout: float = 120) -> Web3:
+        return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": timeout}))
+
+
+class NodeProcess(ChildProcess):
     """``python -m chain.node run`` as a child process.
 
     Parameters
@@ -101,126 +233,24 @@ class NodeProcess:
         *,
         relay: bool = True,
     ) -> None:
-        self.config_path = config_path
-        self.data_dir = data_dir
-        self.host = host
-        self.port = port
-        self.block_period = block_period
-        self.relay = relay
-        self.process: subprocess.Popen[str] | None = None
-        self.url = ""
-        self.output: list[str] = []
-        self._url_found = threading.Event()
-        self._reader: threading.Thread | None = None
-
-    def command(self) -> list[str]:
-        """The node's command line."""
         command = [
             sys.executable,
             "-m",
             "chain.node",
             "run",
             "--config",
-            str(self.config_path),
+            str(config_path),
             "--data-dir",
-            str(self.data_dir),
+            str(data_dir),
             "--host",
-            self.host,
+            host,
             "--port",
-            str(self.port),
+            str(port),
         ]
-        if self.block_period is not None:
-            command += ["--block-period", str(self.block_period)]
-        return command
-
-    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> NodeProcess:
-        """Start the node and wait until ``/health`` answers 200."""
-        self.process = subprocess.Popen(
-            self.command(),
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-            bufsize=1,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            # Its own session: a terminal's Ctrl-C reaches the supervisor, which stops the node.
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, name="node-output", daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + timeout
-        session = requests.Session()
-        try:
-            while True:
-                if self.process.poll() is not None:
-                    self._reader.join(timeout=5)
-                    raise SupervisorError(
-                        f"the node exited with {self.process.returncode} while starting:\n"
-                        + self.tail()
-                    )
-                if time.monotonic() > deadline:
-                    self.kill()
-                    raise SupervisorError(
-                        f"the node did not answer /health within {timeout} s:\n" + self.tail()
-                    )
-                if self._url_found.is_set() and self._healthy(session):
-                    return self
-                time.sleep(HEALTH_POLL_SECONDS)
-        finally:
-            session.close()
-
-    def _healthy(self, session: requests.Session) -> bool:
-        try:
-            return session.get(self.url + "/health", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        for line in self.process.stdout:
-            line = line.rstrip("\n")
-            self.output = [*self.output[-199:], line]
-            found = URL_LINE.search(line)
-            if found is not None and not self._url_found.is_set():
-                self.url = found.group(1)
-                self._url_found.set()
-            if self.relay:
-                print(f"[node] {line}", flush=True)
-
-    def tail(self, lines: int = 40) -> str:
-        """The node's last output lines."""
-        return "\n".join(self.output[-lines:])
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
-        """SIGTERM, then wait for a clean exit (SIGKILL after ``timeout``); the exit code."""
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise SupervisorError(
-                    f"the node did not stop within {timeout} s and was killed"
-                ) from None
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-        return int(self.process.returncode)
-
-    def kill(self) -> None:
-        """SIGKILL, if still running."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-
-    def web3(self, timeout: float = 120) -> Web3:
-        return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": timeout}))
+        if block_period is not None:
+            command += ["--block-period", str(block_period)]
+        super().__init__("node", command, URL_LINE, relay=relay)
+        self.data_dir = data_dir
 
 
 # ---------------------------------------------------------------- the supervisor
@@ -258,24 +288,118 @@ def bootstrap_fresh(config_path: Path, config: DevnetConfig, data_dir: Path, hos
         raise SupervisorError(f"the bootstrap node exited with {code}:\n{node.tail()}")
 
 
-def describe(config: DevnetConfig, url: str, data_dir: Path, addresses: SystemAddresses) -> str:
+def describe(
+    config: DevnetConfig,
+    url: str,
+    data_dir: Path,
+    addresses: SystemAddresses,
+    services: Sequence[ChildProcess] = (),
+) -> str:
     """What the user sees once the devnet is ready."""
     cast = str(CAST_BINARY.relative_to(PROJECT_ROOT)) if CAST_BINARY.exists() else "cast"
     membership = addresses.membership
+    shown = {
+        "bank": "custody bank SIMULATOR (ISO 20022)",
+        "registry": "licence registry SIMULATOR",
+        "oracle": "oracle (health, metrics, evidence)",
+    }
     lines = [
         "",
         f"{READY_PREFIX}{url}",
         f"  chain id {config.chain.chain_id}, data in {data_dir}",
+        *(f"  {shown.get(child.name, child.name):<36} {child.url}" for child in services),
         "  system contracts:",
         *(f"    {name:<17} {address}" for name, address in addresses.by_contract().items()),
         "  try:",
         f"    {cast} block-number --rpc-url {url}",
         f'    {cast} call {membership} "getValidators()(address[])" --rpc-url {url}',
         f"    curl -s {url}/health",
-        "  Ctrl-C stops the node.",
+        "  Ctrl-C stops everything.",
         "",
     ]
     return "\n".join(lines)
+
+
+def simulators(
+    config: DevnetConfig, host: str, state_root: Path | None, any_port: bool
+) -> list[ChildProcess]:
+    """The SIMULATED custody bank and licence registry, ready to start."""
+    services = config.services
+    data = state_root / "simulators" if state_root else config.simulators_data_path
+
+    def port(configured: int) -> str:
+        return "0" if any_port else str(configured)
+
+    bank = ChildProcess(
+        "bank",
+        [
+            sys.executable,
+            "-m",
+            "oracle.bank_simulator",
+            "--data-dir",
+            str(data / "bank"),
+            "--host",
+            host,
+            "--port",
+            port(services.bank_simulator_port),
+            "--day-seconds",
+            str(config.simulators.bank_day_seconds),
+        ],
+        BANK_URL_LINE,
+    )
+    registry = ChildProcess(
+        "registry",
+        [
+            sys.executable,
+            "-m",
+            "oracle.licence_simulator",
+            "--data-dir",
+            str(data / "licence-registry"),
+            "--host",
+            host,
+            "--port",
+            port(services.licence_simulator_port),
+        ],
+        REGISTRY_URL_LINE,
+    )
+    return [bank, registry]
+
+
+def oracle_process(
+    config_path: Path,
+    config: DevnetConfig,
+    node_url: str,
+    bank_url: str,
+    registry_url: str,
+    host: str,
+    state_root: Path | None,
+    any_port: bool,
+) -> ChildProcess:
+    oracle_data = state_root / "oracle" if state_root else config.oracle_data_path
+    return ChildProcess(
+        "oracle",
+        [
+            sys.executable,
+            "-m",
+            "oracle",
+            "run",
+            "--config",
+            str(config_path),
+            "--data-dir",
+            str(oracle_data),
+            "--rpc-url",
+            node_url,
+            "--bank-url",
+            bank_url,
+            "--registry-url",
+            registry_url,
+            "--host",
+            host,
+            "--port",
+            "0" if any_port else str(config.services.oracle_metrics_port),
+        ],
+        ORACLE_URL_LINE,
+    )
 
 
 def supervise(arguments: argparse.Namespace) -> int:
@@ -283,6 +407,8 @@ def supervise(arguments: argparse.Namespace) -> int:
     config_path: Path = arguments.config
     config = load_config(config_path)
     data_dir: Path = (arguments.data_dir or config.data_path).resolve()
+    # With --data-dir, the oracle's and the simulators' state live beside the chain's.
+    state_root = data_dir.parent if arguments.data_dir else None
     host: str = arguments.host or config.services.host
     port: int = config.services.node_rpc_port if arguments.port is None else arguments.port
     block_period: float | None = arguments.block_period
@@ -298,28 +424,58 @@ def supervise(arguments: argparse.Namespace) -> int:
             raise
 
     node = NodeProcess(config_path, data_dir, host, port, block_period)
+    # Started in this order, stopped in the reverse one: the oracle first, the node last.
+    running: list[ChildProcess] = [node]
     try:
         node.start()
         addresses, deployed_now = bootstrap(node.web3(), config)
         if deployed_now:
             print("Deployed the Yufu system contracts.", flush=True)
-        print(describe(config, node.url, data_dir, addresses), flush=True)
-        while node.running():
+        bank, registry = simulators(config, host, state_root, port == 0)
+        for child in (bank, registry):
+            running.append(child)
+            child.start()
+        oracle = oracle_process(
+            config_path, config, node.url, bank.url, registry.url, host, state_root, port == 0
+        )
+        running.append(oracle)
+        oracle.start()
+        print(describe(config, node.url, data_dir, addresses, running[1:]), flush=True)
+        while all(child.running() for child in running):
             time.sleep(0.2)
-        print(f"The node exited on its own with {node.stop()}:\n{node.tail()}", file=sys.stderr)
+        died = next(child for child in running if not child.running())
+        print(
+            f"The {died.name} exited on its own with {died.stop()}:\n{died.tail()}",
+            file=sys.stderr,
+        )
+        stop_all(running)
         return 1
     except StopRequested:
-        print("Stopping the node ...", flush=True)
-        ready = bool(node.url)
-        code = node.stop()
-        # Before the node is serving, SIGTERM may still find Python's default handler.
-        if code != 0 and not (code == -signal.SIGTERM and not ready):
-            print(f"The node exited with {code}:\n{node.tail()}", file=sys.stderr)
-            return 1
-        print("Stopped.", flush=True)
-        return 0
+        print("Stopping the oracle, the simulators and the node ...", flush=True)
+        return 0 if stop_all(running) else 1
     finally:
-        node.kill()
+        for child in running:
+            child.kill()
+
+
+def stop_all(running: list[ChildProcess]) -> bool:
+    """Stop the children in reverse start order; whether all stopped cleanly."""
+    clean = True
+    for child in reversed(running):
+        ready = bool(child.url)
+        try:
+            code = child.stop()
+        except SupervisorError as error:
+            print(str(error), file=sys.stderr)
+            clean = False
+            continue
+        # Before a child is serving, SIGTERM may still find Python's default handler.
+        if code != 0 and not (code == -signal.SIGTERM and not ready):
+            print(f"The {child.name} exited with {code}:\n{child.tail()}", file=sys.stderr)
+            clean = False
+    if clean:
+        print("Stopped.", flush=True)
+    return clean
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -57,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="first business day, YYYY-MM-DD, of a new bank (default: today in China)",
     )
     parser.add_argument("--bank-name", default=DEFAULT_BANK_NAME, help="the bank's name")
+    parser.add_argument(
+        "--day-seconds",
+        type=float,
+        default=0.0,
+        help="close the business day by itself every so many seconds (default 0: only when asked)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
     return parser
 
@@ -99,6 +106,13 @@ def serve(arguments: argparse.Namespace) -> int:
             )
         )
         server.should_exit = stop_requested.is_set()
+        if arguments.day_seconds > 0:
+            threading.Thread(
+                target=close_days,
+                args=(bank, arguments.day_seconds, stop_requested),
+                name="bank-day-close",
+                daemon=True,
+            ).start()
         bound_host, bound_port = sock.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         print(
@@ -109,6 +123,16 @@ def serve(arguments: argparse.Namespace) -> int:
     finally:
         bank.close()
     return 0
+
+
+def close_days(bank: Any, seconds: float, stop: threading.Event) -> None:
+    """End the business day every ``seconds`` of wall-clock time until ``stop``."""
+    while not stop.wait(seconds):
+        try:
+            closed = bank.close_day()
+            logger.info("closed business day %s", closed.business_day)
+        except Exception:  # noqa: BLE001 - the day clock must keep ticking
+            logger.exception("closing the business day failed")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -140,10 +140,25 @@ def test_run_devnet_serves_a_bootstrapped_node_and_stops_on_sigterm(
     for name, address in system_addresses(config).by_contract().items():
         assert re.search(rf"{name}\s+{address}", first.output), first.output
     assert f"block-number --rpc-url {url}" in first.output
+    # Beside the node: the two simulators and the oracle, each answering its /health.
+    beside = {
+        label: re.search(rf"{re.escape(label)}\s+(http://\S+)", first.output)
+        for label in (
+            "custody bank SIMULATOR (ISO 20022)",
+            "licence registry SIMULATOR",
+            "oracle (health, metrics, evidence)",
+        )
+    }
+    assert all(beside.values()), first.output
+    service_urls = [found.group(1) for found in beside.values() if found is not None]
+    for service_url in service_urls:
+        assert requests.get(service_url + "/health", timeout=10).status_code == 200, service_url
 
     assert first.terminate() == 0, first.output
     assert "Stopped." in first.output
     assert port_is_closed(port_of(url)), "the node still answers after the supervisor exited"
+    for service_url in service_urls:
+        assert port_is_closed(port_of(service_url)), f"{service_url} still answers"
 
     # Started again on the same directory: no second bootstrap, same chain, same contracts.
     second = Supervisor(data_dir)
