@@ -558,6 +558,16 @@ class YufuClient:
         """A tier's custody floor in basis points."""
         return int(self.call(self.merchants.functions.custodyFloor(tier)))
 
+    def flag_custody_anomaly(self, sender_key: str, merchant: str, reason_hash: bytes) -> TxResult:
+        """Record a custody anomaly (system contracts only; the book calls it on a mismatch)."""
+        return self.transact(
+            sender_key, self.merchants.functions.flagCustodyAnomaly(merchant, reason_hash)
+        )
+
+    def custody_anomalies(self, merchant: str) -> v.CustodyAnomalies:
+        """The custody anomalies recorded for a merchant."""
+        return v.CustodyAnomalies(*self.call(self.merchants.functions.custodyAnomalies(merchant)))
+
     # ------------------------------------------------------------ InsurancePool
 
     def write_policy(
@@ -692,6 +702,27 @@ class YufuClient:
             payout.as_abi(), report.as_abi(), list(signatures)
         )
         return self.transact(oracle_key, function)
+
+    def reconcile_custody(
+        self,
+        sender_key: str,
+        reconciliation: m.CustodyReconciliation,
+        report: m.OracleReport,
+        signatures: Sequence[bytes],
+    ) -> TxResult:
+        """Submit the bank feed's end-of-day statement balance of a merchant's custody account."""
+        function = self.book.functions.reconcileCustody(
+            reconciliation.as_abi(), report.as_abi(), list(signatures)
+        )
+        return self.transact(sender_key, function)
+
+    def custody_held(self, merchant: str) -> int:
+        """A merchant's custody by the book: confirmed deposits minus confirmed payouts, fen."""
+        return int(self.call(self.book.functions.custodyHeld(merchant)))
+
+    def last_reconciled_day(self, merchant: str) -> int:
+        """The last statement day reconciled for a merchant (days since 1970-01-01), 0 if none."""
+        return int(self.call(self.book.functions.lastReconciledDay(merchant)))
 
     def preview_refund(self, agreement_id: bytes) -> v.RefundPreview:
         """What terminating the plan now would refund."""

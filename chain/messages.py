@@ -12,6 +12,7 @@ tests check these digests against eth-account's reference encoder and against th
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass
+from datetime import date
 from enum import IntEnum
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from eth_account import Account
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
 SIGNATURE_LENGTH: int = 65
+_EPOCH: date = date(1970, 1, 1)
 
 
 def _hash_text(text: str) -> bytes:
@@ -167,6 +169,7 @@ class EvidenceKind(IntEnum):
     AGREEMENT_EXPIRED = 35
     DEFAULT_SETTLED = 36
     PAYOUT_CONFIRMED = 37
+    CUSTODY_ANOMALY = 38
     POLICY_WRITTEN = 40
     CLAIM_OPENED = 41
     CLAIM_PAID = 42
@@ -430,6 +433,29 @@ class PayoutReport(_Message):
 
 
 @dataclass(frozen=True)
+class CustodyReconciliation(_Message):
+    """The bank's end-of-day statement of a merchant's custody account.
+
+    ``business_day`` is the statement date in days since 1970-01-01 (see :func:`business_day`),
+    ``statement_balance`` its closing balance in fen, ``statement_hash`` the SHA-256 of the raw
+    camt.053 file.
+    """
+
+    merchant: str
+    business_day: int
+    statement_balance: int
+    statement_hash: bytes
+
+    PRIMARY_TYPE: ClassVar[str] = "CustodyReconciliation"
+    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("address", "merchant"),
+        ("uint64", "businessDay"),
+        ("uint128", "statementBalance"),
+        ("bytes32", "statementHash"),
+    )
+
+
+@dataclass(frozen=True)
 class LicenceAttestation(_Message):
     """The licence oracle's finding about a merchant."""
 
@@ -480,6 +506,11 @@ def label(text: str) -> bytes:
 def address_subject(address: str) -> bytes:
     """A merchant's address as the bytes32 subject the contracts use."""
     return bytes(12) + to_canonical_address(address)
+
+
+def business_day(statement_date: date) -> int:
+    """A statement date as ``CustodyReconciliation.businessDay``: days since 1970-01-01."""
+    return (statement_date - _EPOCH).days
 
 
 def organisation_id(handle: str) -> bytes:

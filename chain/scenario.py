@@ -233,6 +233,33 @@ class PlanDesk:
         )
         return self.client.confirm_payout(self.bank_oracle_key, payout, report, signatures)
 
+    def reconcile_custody(
+        self,
+        merchant: str,
+        business_day: int,
+        statement_balance: int,
+        *,
+        statement_hash: bytes | None = None,
+        signer_keys: Sequence[str] | None = None,
+    ) -> TxResult:
+        """The bank feed reports a merchant's end-of-day custody balance for reconciliation."""
+        reconciliation = m.CustodyReconciliation(
+            merchant=merchant,
+            business_day=business_day,
+            statement_balance=statement_balance,
+            statement_hash=statement_hash
+            or sha256(f"camt.053:{merchant}:{business_day}:{os.urandom(8).hex()}"),
+        )
+        report, signatures = self.client.make_report(
+            feed_id("bank_feed"),
+            m.address_subject(merchant),
+            reconciliation,
+            self.bank_signers if signer_keys is None else signer_keys,
+        )
+        return self.client.reconcile_custody(
+            self.bank_oracle_key, reconciliation, report, signatures
+        )
+
     # ------------------------------------------------------------ consumption
 
     def sign_record(

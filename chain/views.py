@@ -75,6 +75,15 @@ class Merchant:
 
 
 @dataclass(frozen=True)
+class CustodyAnomalies:
+    """Mirror of ``IMerchantRegistry.CustodyAnomalies``; ``count`` 0 means none so far."""
+
+    count: int
+    last_flagged_at: int
+    last_reason_hash: bytes
+
+
+@dataclass(frozen=True)
 class Template:
     """Mirror of ``ITemplateRegistry.Template``."""
 

@@ -17,6 +17,14 @@ import {RefundMath} from "./libraries/RefundMath.sol";
 /// @title AgreementBook
 /// @notice All of Yufu's prepaid agreements and their money, in one contract.
 contract AgreementBook is IAgreementBook, EIP712 {
+    /// A merchant's custody account as the book sees it; one storage slot.
+    struct CustodyAccount {
+        // Confirmed deposits minus confirmed payouts, in fen.
+        uint128 held;
+        // The last statement date reconciled, in days since 1970-01-01.
+        uint64 lastReconciledDay;
+    }
+
     bytes32 private constant AGREEMENT_TYPEHASH = keccak256(
         "Agreement(address merchant,address consumer,uint64 templateId,bytes32 documentHash,uint64 units,"
         "uint128 unitPrice,uint128 totalPaid,uint128 bonus,uint64 expiry,bytes32 salt)"
@@ -39,6 +47,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
     mapping(bytes32 agreementId => Ledger) private _ledgers;
     mapping(address merchant => bytes32[] agreementIds) private _agreementsOf;
     mapping(bytes32 bankReference => bool used) private _bankReferenceUsed;
+    mapping(address merchant => CustodyAccount) private _custody;
 
     constructor(
         IMembership membership,
@@ -133,6 +142,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
         uint128 frozen = uint128(RefundMath.frozenShare(funding.amount, custodyBps));
         uint128 upfront = funding.amount - frozen;
         _bankReferenceUsed[funding.bankReference] = true;
+        _custody[agreement.merchant].held += funding.amount;
         agreement.state = AgreementState.Active;
         agreement.custodyBps = custodyBps;
         // Funding time is when the chain learnt of the payment: never earlier than the payment,
@@ -281,7 +291,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
         // Checks
         _requireRole(IMembership.Role.Oracle);
         bytes32 agreementId = payout.agreementId;
-        _existing(agreementId);
+        address merchant = _existing(agreementId).merchant;
         _checkReport(report, agreementId, keccak256(abi.encode(payout)));
         if (_bankReferenceUsed[payout.bankReference]) revert AgreementBookDuplicateBankReference(payout.bankReference);
         Ledger storage ledger = _ledgers[agreementId];
@@ -295,6 +305,8 @@ contract AgreementBook is IAgreementBook, EIP712 {
 
         // Effects
         _bankReferenceUsed[payout.bankReference] = true;
+        // The money left the custody account, whoever it went to.
+        _custody[merchant].held -= payout.amount;
         if (payout.payee == Payee.Merchant) {
             ledger.paidToMerchant += payout.amount;
         } else {
@@ -304,6 +316,44 @@ contract AgreementBook is IAgreementBook, EIP712 {
 
         // Interactions
         _evidence.anchor(digest, EvidenceKinds.PAYOUT_CONFIRMED, agreementId);
+    }
+
+    // --------------------------------------------------------- reconciliation
+
+    /// @inheritdoc IAgreementBook
+    function reconcileCustody(
+        CustodyReconciliation calldata reconciliation,
+        IOracleHub.Report calldata report,
+        bytes[] calldata signatures
+    ) external {
+        // Checks
+        _requireRole(IMembership.Role.Oracle);
+        address merchant = reconciliation.merchant;
+        if (_merchants.getMerchant(merchant).status == IMerchantRegistry.MerchantStatus.None) {
+            revert AgreementBookUnknownMerchant(merchant);
+        }
+        _checkReport(report, bytes32(uint256(uint160(merchant))), keccak256(abi.encode(reconciliation)));
+        if (reconciliation.statementHash == bytes32(0)) revert AgreementBookMissingStatementHash(merchant);
+        CustodyAccount storage account = _custody[merchant];
+        uint64 businessDay = reconciliation.businessDay;
+        // In date order only: the book's balance is today's, so an older statement would be
+        // compared with postings made after it and look like an anomaly.
+        if (businessDay <= account.lastReconciledDay) {
+            revert AgreementBookCustodyAlreadyReconciled(merchant, account.lastReconciledDay, businessDay);
+        }
+        _oracleHub.consume(report, signatures);
+
+        // Effects
+        account.lastReconciledDay = businessDay;
+        uint128 held = account.held;
+        uint128 statementBalance = reconciliation.statementBalance;
+        bytes32 statementHash = reconciliation.statementHash;
+        emit CustodyReconciled(merchant, businessDay, statementBalance, held, statementHash);
+        bool anomaly = held != statementBalance;
+        if (anomaly) emit CustodyAnomaly(merchant, businessDay, held, statementBalance);
+
+        // Interactions: the registry records the anomaly, raises the tier and anchors the statement.
+        if (anomaly) _merchants.flagCustodyAnomaly(merchant, statementHash);
     }
 
     // ------------------------------------------------------------------ views
@@ -394,6 +444,16 @@ contract AgreementBook is IAgreementBook, EIP712 {
     /// @inheritdoc IAgreementBook
     function isBankReferenceUsed(bytes32 bankReference) external view returns (bool) {
         return _bankReferenceUsed[bankReference];
+    }
+
+    /// @inheritdoc IAgreementBook
+    function custodyHeld(address merchant) external view returns (uint128) {
+        return _custody[merchant].held;
+    }
+
+    /// @inheritdoc IAgreementBook
+    function lastReconciledDay(address merchant) external view returns (uint64) {
+        return _custody[merchant].lastReconciledDay;
     }
 
     // -------------------------------------------------------------- internals
@@ -581,8 +641,8 @@ contract AgreementBook is IAgreementBook, EIP712 {
         _requireSigner(digest, agreement.consumer, consumerSignature);
     }
 
-    function _checkReport(IOracleHub.Report calldata report, bytes32 agreementId, bytes32 payloadHash) private pure {
-        if (report.feed != Feeds.BANK || report.subject != agreementId || report.payloadHash != payloadHash) {
+    function _checkReport(IOracleHub.Report calldata report, bytes32 subject, bytes32 payloadHash) private pure {
+        if (report.feed != Feeds.BANK || report.subject != subject || report.payloadHash != payloadHash) {
             revert AgreementBookReportMismatch(payloadHash, report.payloadHash);
         }
     }

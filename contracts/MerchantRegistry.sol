@@ -20,6 +20,7 @@ contract MerchantRegistry is IMerchantRegistry {
     IEvidenceRegistry private immutable _evidence;
     mapping(address merchant => Merchant) private _merchants;
     mapping(RiskTier tier => uint16 bps) private _custodyFloors;
+    mapping(address merchant => CustodyAnomalies) private _custodyAnomalies;
     uint64 private _minLicenceAge;
     // Makes every status and tier change's evidence hash unique, even two alike in one block.
     uint256 private _changeCount;
@@ -173,6 +174,24 @@ contract MerchantRegistry is IMerchantRegistry {
     }
 
     /// @inheritdoc IMerchantRegistry
+    function flagCustodyAnomaly(address account, bytes32 reasonHash)
+        external
+        onlyRole(IMembership.Role.System)
+        returns (uint32 count)
+    {
+        Merchant storage merchant = _applied(account);
+        CustodyAnomalies storage anomalies = _custodyAnomalies[account];
+        count = anomalies.count + 1;
+        anomalies.count = count;
+        anomalies.lastFlaggedAt = uint64(block.timestamp);
+        anomalies.lastReasonHash = reasonHash;
+        emit CustodyAnomalyFlagged(account, count, reasonHash);
+        // Raised, not suspended: the bank's statement may itself be wrong; the regulator decides.
+        if (merchant.tier < RiskTier.High) _setTier(account, merchant, RiskTier.High, 0, reasonHash);
+        _evidence.anchor(reasonHash, EvidenceKinds.CUSTODY_ANOMALY, _subject(account));
+    }
+
+    /// @inheritdoc IMerchantRegistry
     function changeReceivingAccount(bytes32 receivingAccountHash) external onlyRole(IMembership.Role.Merchant) {
         Merchant storage merchant = _applied(msg.sender);
         if (receivingAccountHash == bytes32(0)) revert MerchantRegistryMissingField("receivingAccountHash");
@@ -229,6 +248,11 @@ contract MerchantRegistry is IMerchantRegistry {
     /// @inheritdoc IMerchantRegistry
     function minLicenceAge() external view returns (uint64) {
         return _minLicenceAge;
+    }
+
+    /// @inheritdoc IMerchantRegistry
+    function custodyAnomalies(address account) external view returns (CustodyAnomalies memory) {
+        return _custodyAnomalies[account];
     }
 
     function _applied(address account) private view returns (Merchant storage merchant) {

@@ -6,10 +6,12 @@ import {IOracleHub} from "./IOracleHub.sol";
 
 /// @title IAgreementBook
 /// @notice Every prepaid plan on Yufu: signing, funding into custody, consumption and release,
-/// cooling-off, early termination, expiry, default, and the bank's payout confirmations.
+/// cooling-off, early termination, expiry, default, the bank's payout confirmations, and the daily
+/// reconciliation of each merchant's custody account against the bank's statement.
 /// @dev Amounts are integer fen. No money moves on chain: the bank holds it, the book records who
 /// is entitled to what. For every agreement, always:
 /// deposited = frozen + released + refunded + upfront.
+/// For every merchant, always: custodyHeld = Σ deposited − Σ (paidToMerchant + paidToConsumer).
 interface IAgreementBook {
     /// @notice An agreement's life-cycle state. States after `Active` are terminal.
     enum AgreementState {
@@ -141,6 +143,18 @@ interface IAgreementBook {
         bytes32 instructionId;
     }
 
+    /// @notice The bank's end-of-day statement of a merchant's custody account.
+    /// @param merchant The merchant whose custody account the statement is of.
+    /// @param businessDay The statement's date, as days since 1970-01-01.
+    /// @param statementBalance The statement's closing balance, in fen.
+    /// @param statementHash SHA-256 of the raw camt.053 statement file, kept off chain as evidence.
+    struct CustodyReconciliation {
+        address merchant;
+        uint64 businessDay;
+        uint128 statementBalance;
+        bytes32 statementHash;
+    }
+
     /// @notice The caller may not do this.
     error AgreementBookUnauthorized(address caller);
     /// @notice No agreement has this id.
@@ -195,6 +209,13 @@ interface IAgreementBook {
     error AgreementBookPayoutExceedsEntitlement(bytes32 agreementId, Payee payee, uint128 outstanding, uint128 amount);
     /// @notice A batch's arrays differ in length, or the batch is empty.
     error AgreementBookBatchMismatch(uint256 records, uint256 merchantSignatures, uint256 consumerSignatures);
+    /// @notice The merchant registry has no merchant at this address.
+    error AgreementBookUnknownMerchant(address merchant);
+    /// @notice A custody reconciliation must carry the statement file's hash.
+    error AgreementBookMissingStatementHash(address merchant);
+    /// @notice The merchant's custody was already reconciled for `lastReconciledDay`, which is not
+    /// before `businessDay`: statements are reconciled once each, in date order.
+    error AgreementBookCustodyAlreadyReconciled(address merchant, uint64 lastReconciledDay, uint64 businessDay);
 
     /// @notice Emitted when both parties' signed terms were recorded.
     event AgreementOpened(
@@ -252,6 +273,20 @@ interface IAgreementBook {
     event PayoutConfirmed(
         bytes32 indexed agreementId, bytes32 indexed bankReference, Payee indexed payee, uint128 amount,
         bytes32 instructionId
+    );
+    /// @notice Emitted when the bank's end-of-day statement of a merchant's custody account was
+    /// compared with the custody the book holds for the merchant.
+    event CustodyReconciled(
+        address indexed merchant,
+        uint64 indexed businessDay,
+        uint128 statementBalance,
+        uint128 custodyHeld,
+        bytes32 statementHash
+    );
+    /// @notice Emitted when the statement's closing balance differs from the custody the book
+    /// holds; the merchant's risk tier is raised to at least High.
+    event CustodyAnomaly(
+        address indexed merchant, uint64 indexed businessDay, uint128 custodyHeld, uint128 statementBalance
     );
 
     /// @notice Records a plan both parties signed.
@@ -347,6 +382,40 @@ interface IAgreementBook {
     /// what the payee is entitled to and not yet paid.
     function confirmPayout(PayoutReport calldata payout, IOracleHub.Report calldata report, bytes[] calldata signatures)
         external;
+
+    /// @notice Compares the bank's end-of-day statement of a merchant's custody account with the
+    /// custody the book holds for the merchant ({custodyHeld}).
+    /// @dev Emits {CustodyReconciled}; when the balances differ also {CustodyAnomaly}, and the
+    /// merchant registry records the anomaly, raises the merchant's tier to at least High and
+    /// anchors the statement hash (`IMerchantRegistry.flagCustodyAnomaly`). A mismatch is
+    /// recorded, never refused: the bank's statement may itself be wrong; the regulator decides.
+    /// Requirements:
+    /// - The caller is an oracle; the report is a valid bank-feed report whose subject is the
+    ///   merchant as bytes32 and whose payload hash is keccak256(abi.encode(reconciliation)).
+    /// - The merchant is known to the merchant registry; the statement hash is not zero (and, when
+    ///   the balances differ, not anchored by a system contract before).
+    /// - `businessDay` is after the last day reconciled for the merchant (each statement once, in
+    ///   date order: the book's balance is today's and can only be compared with the latest
+    ///   statement).
+    /// @param reconciliation The statement's merchant, date, closing balance and file hash.
+    /// @param report The bank feed's report carrying the reconciliation.
+    /// @param signatures The bank feed signers' signatures over the report.
+    function reconcileCustody(
+        CustodyReconciliation calldata reconciliation,
+        IOracleHub.Report calldata report,
+        bytes[] calldata signatures
+    ) external;
+
+    /// @notice The money still in `merchant`'s custody account by the chain's books, in fen:
+    /// every deposit the bank confirmed minus every payout it confirmed (to the merchant or to
+    /// consumers).
+    /// @dev Not frozen money alone: entitlements released on chain but not yet paid by the bank
+    /// are still in the account, so this is what the bank's statement balance should equal.
+    function custodyHeld(address merchant) external view returns (uint128);
+
+    /// @notice The last business day (days since 1970-01-01) the merchant's custody was
+    /// reconciled for, 0 if never.
+    function lastReconciledDay(address merchant) external view returns (uint64);
 
     /// @notice What terminating the plan now would refund: total, from custody, and the shortfall.
     function previewRefund(bytes32 agreementId)

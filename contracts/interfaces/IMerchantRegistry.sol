@@ -73,6 +73,16 @@ interface IMerchantRegistry {
         bytes32 signalsHash;
     }
 
+    /// @notice The custody anomalies found for a merchant by the bank's statements.
+    /// @param count How many reconciliations found the statement's balance different from the book's.
+    /// @param lastFlaggedAt When the last one was recorded (unix seconds), 0 if never.
+    /// @param lastReasonHash The last one's reason: the SHA-256 of the bank statement.
+    struct CustodyAnomalies {
+        uint32 count;
+        uint64 lastFlaggedAt;
+        bytes32 lastReasonHash;
+    }
+
     /// @notice The caller may not do this.
     error MerchantRegistryUnauthorized(address caller);
     /// @notice The merchant is in `status`, which does not allow the action.
@@ -111,6 +121,8 @@ interface IMerchantRegistry {
     event CustodyFloorSet(RiskTier indexed tier, uint16 bps);
     /// @notice Emitted when the minimum licence age changed.
     event MinLicenceAgeSet(uint64 secondsRequired);
+    /// @notice Emitted when a custody anomaly was recorded for a merchant; `count` is its total.
+    event CustodyAnomalyFlagged(address indexed merchant, uint32 count, bytes32 reasonHash);
 
     /// @notice A merchant account applies to sell prepaid plans.
     /// @dev Emits {MerchantApplied}. Requirements: the caller holds the Merchant role and has not
@@ -161,6 +173,18 @@ interface IMerchantRegistry {
     function reportRisk(RiskReport calldata riskReport, IOracleHub.Report calldata report, bytes[] calldata signatures)
         external;
 
+    /// @notice Records a custody anomaly (the bank's statement differs from the chain's custody)
+    /// and raises the merchant's risk tier to High if it is lower; never lowers it.
+    /// @dev Emits {CustodyAnomalyFlagged}, and {RiskTierChanged} when the tier rises. Anchors
+    /// `reasonHash` (kind `CUSTODY_ANOMALY`, subject the merchant). Suspending or declaring default
+    /// stays the regulator's decision.
+    /// Requirements: the caller is a system contract (the agreement book); the merchant exists;
+    /// `reasonHash` is not zero and not anchored by a system contract before.
+    /// @param merchant The merchant's account.
+    /// @param reasonHash The off-chain reason: the SHA-256 of the bank statement.
+    /// @return count The merchant's anomalies so far, this one included.
+    function flagCustodyAnomaly(address merchant, bytes32 reasonHash) external returns (uint32 count);
+
     /// @notice The merchant points releases at a new receiving account.
     /// @dev Emits {ReceivingAccountChanged}. Requirements: the caller is an applied merchant; hash not zero.
     function changeReceivingAccount(bytes32 receivingAccountHash) external;
@@ -191,4 +215,7 @@ interface IMerchantRegistry {
 
     /// @notice The minimum licence age in seconds.
     function minLicenceAge() external view returns (uint64);
+
+    /// @notice The custody anomalies recorded for `merchant`.
+    function custodyAnomalies(address merchant) external view returns (CustodyAnomalies memory);
 }

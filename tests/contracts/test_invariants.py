@@ -1158,6 +1158,18 @@ class AgreementBookMachine(RuleBasedStateMachine):
             else:
                 assert plan.claim is None
 
+        # Each merchant's custody account holds its plans' deposits less the confirmed payouts.
+        for merchant in self.merchants:
+            held = sum(
+                plan.ledger.deposited - plan.ledger.paid_to_merchant - plan.ledger.paid_to_consumer
+                for plan in self.plans
+                if plan.merchant is merchant
+            )
+            assert self.client.custody_held(merchant.address) == held, (
+                f"merchant {merchant.address}: custody held"
+                f" {self.client.custody_held(merchant.address)}, model {held}"
+            )
+
         # A policy's reservations are its claims' cover, within its limit. Only the policies
         # of defaulted merchants can have claims.
         for merchant in self.merchants:
