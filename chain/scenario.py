@@ -79,6 +79,11 @@ class PlanDesk:
             self.regulator_key, address, m.Role.MERCHANT, m.organisation_id(f"merchant.{name}")
         )
 
+    @staticmethod
+    def receiving_account(uscc: str) -> str:
+        """The devnet merchant's own bank account, where released money is paid."""
+        return f"RCV-{uscc}"
+
     def apply(self, merchant_key: str, uscc: str, name: str, industry: str) -> TxResult:
         """The merchant applies with hashes of its code, name and receiving account."""
         return self.client.apply_as_merchant(
@@ -86,7 +91,7 @@ class PlanDesk:
             sha256(uscc),
             sha256(name),
             m.industry_id(industry),
-            sha256(f"custody-receiving-account:{uscc}"),
+            sha256(self.receiving_account(uscc)),
         )
 
     def attest_licence(
