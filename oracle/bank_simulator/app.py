@@ -16,7 +16,8 @@ Simulator controls, for tests and demos (no real bank has them):
 - ``POST /simulator/payments``: a consumer paid into custody (books a credit).
 - ``POST /simulator/close-day``: statements for the business day, then the next day begins.
 - ``POST /simulator/misbehave`` / ``GET /simulator/misbehave``: queue a fault for the next
-  notification (``drop``, ``duplicate``, ``delay``) or statement (``wrong_balance``).
+  notification (``drop``, ``duplicate``, ``delay``, ``corrupt``) or statement
+  (``wrong_balance``).
 
 A refused request changes nothing (a received ``pain.001`` is kept whatever the answer) and is
 answered with ``{"error": "<what is wrong>"}``: 400 for malformed JSON, a bad query or a bad
@@ -106,7 +107,7 @@ class Payment(_Request):
 
 
 class Misbehave(_Request):
-    mode: Literal["drop", "duplicate", "delay", "wrong_balance", "none"]
+    mode: Literal["drop", "duplicate", "delay", "corrupt", "wrong_balance", "none"]
     fen: int | None = Field(default=None, ge=-MAX_AMOUNT_FEN, le=MAX_AMOUNT_FEN)
 
 

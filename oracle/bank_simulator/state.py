@@ -20,8 +20,9 @@ How the bank behaves (decision 0008):
   account, then moves the business date on by one day.
 - Files form one ordered sequence (``seq``) across both types; names carry the sequence
   (``camt054-000017.xml``) or the day and account (``camt053-2026-11-25-CUST-....xml``).
-- Misbehaviour is a queue: each notification takes the first pending ``drop``, ``duplicate``
-  or ``delay``; each statement takes the first pending ``wrong_balance``.
+- Misbehaviour is a queue: each notification takes the first pending ``drop``, ``duplicate``,
+  ``delay`` or ``corrupt`` (published cut off half-way, no longer XML); each statement takes
+  the first pending ``wrong_balance``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from oracle import iso20022 as iso
 
 DATABASE_FILE = "bank.sqlite3"
 BANK_REFERENCE_PREFIX = "YFB"
-NOTIFICATION_MODES: tuple[str, ...] = ("drop", "duplicate", "delay")
+NOTIFICATION_MODES: tuple[str, ...] = ("drop", "duplicate", "delay", "corrupt")
 STATEMENT_MODES: tuple[str, ...] = ("wrong_balance",)
 # ``{seq}`` becomes the file's sequence number in the outbox.
 NOTIFICATION_FILE_NAME = "camt054-{seq:06d}.xml"
@@ -76,7 +77,7 @@ CREATE TABLE IF NOT EXISTS entries (
     counterparty_name TEXT,
     counterparty_account TEXT,
     remittance TEXT,
-    -- what became of its camt.054: published, duplicated, delayed, released, dropped
+    -- what became of its camt.054: published, duplicated, delayed, released, dropped, corrupted
     notification TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_by_account_day ON entries (account_id, business_day);
@@ -564,6 +565,9 @@ def _notify(db: sqlite3.Connection, entry_id: int, entry: iso.Entry) -> None:
             "INSERT INTO held_notifications (entry_id, content) VALUES (?, ?)", (entry_id, content)
         )
         fate = "delayed"
+    elif mode == "corrupt":
+        _publish(db, "camt.054", name, content[: len(content) // 2], now)
+        fate = "corrupted"
     else:
         _publish(db, "camt.054", name, content, now)
         fate = "published"

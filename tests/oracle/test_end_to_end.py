@@ -405,6 +405,50 @@ def test_a_delayed_notification_funds_the_plan_when_it_comes(
     assert reconciled.args["statementBalance"] == reconciled.args["custodyHeld"]
 
 
+def test_a_garbled_notification_is_parked_as_evidence_and_recovered_from_the_statement(
+    world: World, config: DevnetConfig
+) -> None:
+    sunrise = merchant_named(config, "training")
+    agreement_id = world.open_plan(sunrise, consumer(config, 1))
+    world.misbehave("corrupt")
+    world.pay(sunrise, agreement_id, 100_000, "0006")
+    parked = wait_for(
+        "the garbled file parked",
+        lambda: [p for p in world.parked() if p["reason"] == "malformed bank file"],
+    )[-1]
+    assert world.ledger(agreement_id).deposited == 0
+    kept = world.http.get(f"{world.oracle.url}/evidence/{parked['evidence']}", timeout=10)
+    assert kept.status_code == 200
+    assert hashlib.sha256(kept.content).hexdigest() == parked["evidence"]
+    world.close_day()
+    world.wait_funded(agreement_id, 100_000)
+    world.wait_paid_out(agreement_id)
+
+
+def test_a_merchant_registration_with_an_invalid_code_is_refused_and_changes_nothing(
+    world: World, config: DevnetConfig
+) -> None:
+    sunrise = merchant_named(config, "training")
+    before = world.http.get(f"{world.oracle.url}/merchants/{sunrise.address}", timeout=10).json()
+    wrong_digit = sunrise.uscc[:-1] + ("0" if sunrise.uscc[-1] != "0" else "1")
+    for code, problem in ((wrong_digit, "check digit"), ("91350111", "8 characters, not 18")):
+        answer = world.http.post(
+            world.oracle.url + "/merchants",
+            json={
+                "address": sunrise.address,
+                "uscc": code,
+                "name": sunrise.name,
+                "industry": sunrise.industry,
+                "receiving_account": "RCV-elsewhere",
+            },
+            timeout=10,
+        )
+        assert answer.status_code == 422, answer.text
+        assert problem in answer.json()["detail"].lower(), answer.text
+    after = world.http.get(f"{world.oracle.url}/merchants/{sunrise.address}", timeout=10).json()
+    assert after == before
+
+
 def test_a_payment_for_an_unknown_agreement_is_parked_not_dropped(
     world: World, config: DevnetConfig
 ) -> None:
@@ -481,6 +525,40 @@ def test_a_defaults_refunds_are_paid_back_to_the_payers_and_confirmed(
             if not e["credit"] and e["counterparty"]["account"] == f"622210{index}"
         ]
         assert sum(e["amount_fen"] for e in refunds) == ledger.paid_to_consumer
+
+
+def test_the_oracle_killed_between_reading_the_registry_and_posting_attests_once(
+    world: World, config: DevnetConfig
+) -> None:
+    minjiang = merchant_named(config, "fitness")
+    world.restart_oracle(YUFU_ORACLE_CRASH_AT="licence-checked")
+    answer = world.http.patch(
+        f"{world.registry.url}/simulator/licences/{minjiang.uscc}",
+        json={"dishonest_debtor": True},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    assert world.oracle.wait_exit(timeout=WAIT_SECONDS) == -9, world.oracle.log()[-3000:]
+    world.oracle.start()
+    wait_for(
+        "the dishonest-debtor flag attested",
+        lambda: (
+            world.client.get_merchant(minjiang.address).licence_flags
+            & m.LicenceFlag.DISHONEST_DEBTOR
+        ),
+    )
+    time.sleep(RECHECK_SECONDS * 1.5)  # another re-check, which must not attest again
+    logs = world.client.w3.eth.get_logs(
+        {"fromBlock": 0, "toBlock": "latest", "address": world.client.merchants.address}
+    )
+    flagged = [
+        e
+        for e in world.client.decode_logs(logs)
+        if e.name == "LicenceAttested"
+        and e.args["merchant"] == minjiang.address
+        and e.args["flags"] & m.LicenceFlag.DISHONEST_DEBTOR
+    ]
+    assert len(flagged) == 1
 
 
 def test_a_revoked_licence_suspends_the_merchant_within_a_recheck(
