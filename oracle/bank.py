@@ -29,9 +29,11 @@ from typing import Any
 import requests
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 
 from chain import messages as m
 from chain.client import YufuClient
+from chain.errors import ContractRevert
 from oracle import iso20022 as iso
 from oracle.faults import crash_point
 from oracle.outbox import ActionKind, Outbox
@@ -42,6 +44,7 @@ log = logging.getLogger("yufu.oracle.bank")
 FEED = "bank_feed"
 AGREEMENT_REFERENCE = re.compile(r"YUFU-AGR:0x([0-9a-fA-F]{64})")
 EPOCH = date(1970, 1, 1)
+ZERO_ADDRESS = "0x" + "00" * 20
 HTTP_TIMEOUT = 10.0
 # Events read from the chain per eth_getLogs call, at most.
 LOG_WINDOW_BLOCKS = 2_000
@@ -140,13 +143,28 @@ class BankOracle:
         self._book_address = book.address
         self.files_read = 0
         self.instructions_sent = 0
+        self._window = LOG_WINDOW_BLOCKS
 
     def step(self) -> None:
-        """One round: bank files, chain events, instructions, then the outbox."""
-        self.read_bank_files()
-        self.read_chain_events()
-        self.send_instructions()
-        self.outbox.pump()
+        """One round: bank files, chain events, instructions, then the outbox.
+
+        Each stage runs even if an earlier one failed (the bank down must not stop postings
+        to the chain, nor the node down instructions to the bank); the first failure is
+        raised at the end, for the loop to count.
+        """
+        failure: Exception | None = None
+        for stage in (
+            self.read_bank_files,
+            self.read_chain_events,
+            self.send_instructions,
+            self.outbox.pump,
+        ):
+            try:
+                stage()
+            except Exception as error:  # noqa: BLE001 - isolate the stages
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
     # ------------------------------------------------------------ bank files → chain
 
@@ -167,25 +185,31 @@ class BankOracle:
         return handled
 
     def handle_file(self, seq: int, name: str, data: bytes) -> None:
-        """Keep one bank file as evidence, queue what it implies and move the cursor, at once."""
+        """Keep one bank file as evidence, queue what it implies and move the cursor, at once.
+
+        The file is read and the chain asked about its agreements first; the store's
+        transaction then holds no network call.
+        """
+        entries: tuple[iso.Entry, ...] = ()
+        statement: iso.Statement | None = None
+        problem: iso.MalformedMessage | None = None
+        try:
+            kind = iso.document_type(data)
+            if kind.startswith("camt.054"):
+                entries = iso.parse_camt054(data).entries
+            elif kind.startswith("camt.053"):
+                statement = iso.parse_camt053(data)
+                entries = statement.entries
+            else:
+                raise iso.MalformedMessage(f"unexpected document type {kind} in the feed")
+        except iso.MalformedMessage as error:
+            problem = error
+        merchants = self._agreement_merchants(entries)
         with self.store.transaction() as db:
             digest = self.store.keep(
                 data, kind="bank-file", source=self.bank.url, name=name, refs={"seq": seq}, db=db
             )
-            try:
-                kind = iso.document_type(data)
-                if kind.startswith("camt.054"):
-                    notification = iso.parse_camt054(data)
-                    for entry in notification.entries:
-                        self._handle_entry(db, entry, name)
-                elif kind.startswith("camt.053"):
-                    statement = iso.parse_camt053(data)
-                    for entry in statement.entries:
-                        self._handle_entry(db, entry, name)
-                    self._reconcile(db, statement, digest, name)
-                else:
-                    raise iso.MalformedMessage(f"unexpected document type {kind} in the feed")
-            except iso.MalformedMessage as problem:
+            if problem is not None:
                 log.error("bank file %s is malformed: %s", name, problem)
                 OracleStore.park(
                     db,
@@ -195,16 +219,41 @@ class BankOracle:
                     detail={"file": name, "problem": str(problem)},
                     evidence=digest,
                 )
+            for entry in entries:
+                self._handle_entry(db, entry, name, merchants)
+            if statement is not None:
+                self._reconcile(db, statement, digest, name)
             OracleStore.move_cursor(db, "bank:files", str(seq))
             crash_point("bank-file-read")
 
-    def _handle_entry(self, db: sqlite3.Connection, entry: iso.Entry, file_name: str) -> None:
+    def _agreement_merchants(self, entries: tuple[iso.Entry, ...]) -> dict[bytes, str]:
+        """The merchant of each agreement the credits name (the zero address if unknown)."""
+        merchants: dict[bytes, str] = {}
+        for entry in entries:
+            match = AGREEMENT_REFERENCE.search(entry.remittance or "") if entry.credit else None
+            if match is not None:
+                agreement_id = bytes.fromhex(match.group(1))
+                if agreement_id not in merchants:
+                    try:
+                        merchant = self.client.get_agreement(agreement_id).merchant
+                    except ContractRevert:  # unknown: the funding report is parked with why
+                        merchant = ZERO_ADDRESS
+                    merchants[agreement_id] = to_checksum_address(merchant)
+        return merchants
+
+    def _handle_entry(
+        self,
+        db: sqlite3.Connection,
+        entry: iso.Entry,
+        file_name: str,
+        merchants: dict[bytes, str],
+    ) -> None:
         seen = db.execute(
             "SELECT 1 FROM bank_entries WHERE bank_reference = ?", (entry.bank_reference,)
         ).fetchone()
         if seen is not None:
             return
-        outcome = self._credit(db, entry) if entry.credit else self._debit(db, entry)
+        outcome = self._credit(db, entry, merchants) if entry.credit else self._debit(db, entry)
         db.execute(
             "INSERT INTO bank_entries (bank_reference, account, credit, amount_fen, "
             "first_seen_in, outcome) VALUES (?, ?, ?, ?, ?, ?)",
@@ -218,7 +267,7 @@ class BankOracle:
             ),
         )
 
-    def _credit(self, db: sqlite3.Connection, entry: iso.Entry) -> str:
+    def _credit(self, db: sqlite3.Connection, entry: iso.Entry, merchants: dict[bytes, str]) -> str:
         match = AGREEMENT_REFERENCE.search(entry.remittance or "")
         if match is None:
             OracleStore.park(
@@ -230,6 +279,21 @@ class BankOracle:
             )
             return "parked"
         agreement_id = bytes.fromhex(match.group(1))
+        owner = db.execute(
+            "SELECT custody_account FROM merchants WHERE address = ?",
+            (merchants.get(agreement_id, ""),),
+        ).fetchone()
+        if owner is not None and owner["custody_account"] != entry.account:
+            # Paid into another merchant's custody: funding the plan would leave its money
+            # where its releases cannot be paid from.
+            OracleStore.park(
+                db,
+                f"entry:{entry.bank_reference}",
+                feed=FEED,
+                reason="credit for an agreement of another merchant's custody account",
+                detail={**_entry_detail(entry), "expected_account": owner["custody_account"]},
+            )
+            return "parked"
         if entry.counterparty is not None:
             db.execute(
                 "INSERT OR IGNORE INTO payers (agreement_id, name, account, bank_reference) "
@@ -322,39 +386,66 @@ class BankOracle:
         start = int(self.store.cursor("chain:entitlements", "0")) + 1
         if start > head:
             return 0
-        end = min(head, start + LOG_WINDOW_BLOCKS - 1)
-        logs = self.client.w3.eth.get_logs(
-            {
-                "fromBlock": start,
-                "toBlock": end,
-                "address": self._book_address,
-                "topics": [[self._release_topic, self._refund_topic]],
-            }
-        )
+        end = min(head, start + self._window - 1)
+        try:
+            logs = self.client.w3.eth.get_logs(
+                {
+                    "fromBlock": start,
+                    "toBlock": end,
+                    "address": self._book_address,
+                    "topics": [[self._release_topic, self._refund_topic]],
+                }
+            )
+        except Web3RPCError:
+            # Too many logs in the window (the node caps an answer): ask for less next time.
+            self._window = max(1, self._window // 2)
+            raise
+        self._window = min(LOG_WINDOW_BLOCKS, self._window * 2)
+        events = [
+            (event, log_entry)
+            for log_entry in logs
+            for event in self.client.decode_logs([log_entry])
+        ]
+        # Ask the chain before taking the store's lock: the transaction holds no network call.
+        merchant_of: dict[bytes, str] = {
+            bytes(event.args["agreementId"]): to_checksum_address(
+                self.client.get_agreement(bytes(event.args["agreementId"])).merchant
+            )
+            for event, _ in events
+        }
+        receiving_hash: dict[str, bytes] = {
+            merchant: bytes(self.client.get_merchant(merchant).receiving_account_hash)
+            for merchant in set(merchant_of.values())
+        }
         created = 0
         with self.store.transaction() as db:
-            for log_entry in logs:
-                for event in self.client.decode_logs([log_entry]):
-                    created += self._entitlement(db, event, log_entry)
+            for event, log_entry in events:
+                created += self._entitlement(db, event, log_entry, merchant_of, receiving_hash)
             OracleStore.move_cursor(db, "chain:entitlements", str(end))
         return created
 
-    def _entitlement(self, db: sqlite3.Connection, event: Any, log_entry: Any) -> int:
+    def _entitlement(
+        self,
+        db: sqlite3.Connection,
+        event: Any,
+        log_entry: Any,
+        merchant_of: dict[bytes, str],
+        receiving_hash: dict[str, bytes],
+    ) -> int:
         args = event.args
         agreement_id = bytes(args["agreementId"])
         ident = instruction_id(bytes(log_entry["transactionHash"]), int(log_entry["logIndex"]))
         event_ref = f"{bytes(log_entry['transactionHash']).hex()}:{int(log_entry['logIndex'])}"
-        agreement = self.client.get_agreement(agreement_id)
         merchant_row = db.execute(
-            "SELECT * FROM merchants WHERE address = ?", (to_checksum_address(agreement.merchant),)
+            "SELECT * FROM merchants WHERE address = ?", (merchant_of[agreement_id],)
         ).fetchone()
         if event.name == "FundsReleased":
             payee, amount = m.Payee.MERCHANT, int(args["amount"])
             creditor = None
             if merchant_row is not None:
-                on_chain = self.client.get_merchant(merchant_row["address"]).receiving_account_hash
+                on_chain = receiving_hash[merchant_row["address"]]
                 account = merchant_row["receiving_account"]
-                if hashlib.sha256(account.encode()).digest() == bytes(on_chain):
+                if hashlib.sha256(account.encode()).digest() == on_chain:
                     creditor = (merchant_row["name"], account)
         else:
             payee, amount = m.Payee.CONSUMER, int(args["fromCustody"])
@@ -426,7 +517,25 @@ class BankOracle:
                 ),
                 requested_date=datetime.fromtimestamp(row["created_at"], UTC).date(),
             )
-            document = iso.build_pain001(transfer)
+            try:
+                document = iso.build_pain001(transfer)
+            except (iso.MalformedMessage, ValueError) as problem:
+                # A creditor the bank's format cannot carry: the regulator sorts it out; the
+                # instructions behind it go on.
+                with self.store.transaction() as db:
+                    db.execute(
+                        "UPDATE instructions SET state = 'rejected', status_reason = ?, "
+                        "updated_at = ? WHERE instruction_id = ?",
+                        ("invalid", time.time(), row["instruction_id"]),
+                    )
+                    OracleStore.park(
+                        db,
+                        f"instruction:{row['instruction_id']}",
+                        feed=FEED,
+                        reason="instruction the bank's format cannot carry",
+                        detail={**{key: row[key] for key in row.keys()}, "problem": str(problem)},
+                    )
+                continue
             self.store.keep(
                 document,
                 kind="pain.001",

@@ -57,6 +57,19 @@ class RegistrationError(ValueError):
     """A merchant's registration was refused; the message says which value is wrong."""
 
 
+class RegistrationConflict(RegistrationError):
+    """The code is already registered for another merchant."""
+
+
+def _is_registry_refusal(body: bytes) -> bool:
+    """Whether a 404 body is the registry's own "no such licence" (JSON with an error)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and isinstance(document.get("error"), str)
+
+
 @dataclass(frozen=True)
 class Registration:
     """What the platform tells the oracle about a merchant that applied on chain."""
@@ -98,13 +111,29 @@ class LicenceOracle:
     def step(self) -> None:
         """One round: check merchants that are due, then send attestations."""
         due_before = time.time() - self.recheck_seconds
-        for row in self.store.query(
-            "SELECT address FROM merchants WHERE checked_at IS NULL OR checked_at <= ? "
-            "ORDER BY checked_at",
-            due_before,
-        ):
-            self.check(row["address"])
-        self.outbox.pump()
+        failure: Exception | None = None
+        try:
+            for row in self.store.query(
+                "SELECT address FROM merchants WHERE checked_at IS NULL OR checked_at <= ? "
+                "ORDER BY checked_at",
+                due_before,
+            ):
+                try:
+                    self.check(row["address"])
+                except (OSError, requests.RequestException, LicenceCheckError) as error:
+                    # One merchant the registry cannot answer about waits a period; the rest
+                    # are checked.
+                    failure = failure or error
+                    log.warning("licence check of %s failed: %s", row["address"], error)
+                    with self.store.transaction() as db:
+                        db.execute(
+                            "UPDATE merchants SET checked_at = ? WHERE address = ?",
+                            (time.time(), row["address"]),
+                        )
+        finally:
+            self.outbox.pump()
+        if failure is not None:
+            raise failure
 
     # ------------------------------------------------------------ registration
 
@@ -119,6 +148,14 @@ class LicenceOracle:
         """
         if not is_address(registration.address):
             raise RegistrationError(f"not an address: {registration.address!r}")
+        for field, text, longest in (
+            ("name", registration.name, 140),
+            ("receiving_account", registration.receiving_account, 34),
+        ):
+            if not 0 < len(text) <= longest or not text.isprintable():
+                raise RegistrationError(
+                    f"{field} must be 1 to {longest} printable characters (ISO 20022), got {text!r}"
+                )
         address = to_checksum_address(registration.address)
         try:
             code = normalise_uscc(registration.uscc)
@@ -150,6 +187,13 @@ class LicenceOracle:
             registration.industry,
             registration.receiving_account,
         )
+        taken = self.store.one(
+            "SELECT address FROM merchants WHERE uscc = ? AND address != ?", code, address
+        )
+        if taken is not None:
+            raise RegistrationConflict(
+                f"code {code} is already registered for merchant {taken['address']}"
+            )
         with self.store.transaction() as db:
             db.execute(
                 "INSERT INTO merchants (address, uscc, name, industry, custody_account, "
@@ -178,8 +222,13 @@ class LicenceOracle:
         response = self.http.get(
             f"{self.registry_url}/licences/{row['uscc']}", timeout=HTTP_TIMEOUT
         )
-        if response.status_code not in (200, 404):
-            response.raise_for_status()
+        if response.status_code not in (200, 404) or (
+            response.status_code == 404 and not _is_registry_refusal(response.content)
+        ):
+            # Not the registry's answer about this code (a gateway, a wrong URL): no finding.
+            raise LicenceCheckError(
+                f"the registry answered HTTP {response.status_code}: {response.text[:200]!r}"
+            )
         body = response.content
         today = datetime.now(CHINA_STANDARD_TIME).date()
         self.checks += 1
@@ -238,12 +287,15 @@ class LicenceOracle:
                 attestation = m.LicenceAttestation(
                     merchant=address,
                     status=int(status),
-                    licensed_since=since,
+                    # A licence from before 1970 is simply old enough.
+                    licensed_since=max(0, since),
                     flags=flags,
                     checked_at=int(time.time()) - 1,
                     response_hash=bytes.fromhex(digest),
                 )
-                Outbox.add(db, f"licence:{address}:{digest}", ATTESTATION, attestation)
+                # Keyed by the check, not the response: the same bytes may mean a new finding
+                # (a licence gone, back, gone again).
+                Outbox.add(db, f"licence:{address}:{time.time_ns()}", ATTESTATION, attestation)
                 log.info(
                     "licence of %s: %s flags=%d %s",
                     address,

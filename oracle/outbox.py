@@ -45,8 +45,23 @@ log = logging.getLogger("yufu.oracle.outbox")
 
 # Gas limit of an action sent behind another still in flight (no estimate possible yet).
 BLIND_GAS: int = 1_500_000
-# A reverted action is tried again this many times before it is parked.
-MAX_ATTEMPTS: int = 3
+# Actions of one account in flight at once, at most: what a 30 M gas block takes blind.
+MAX_IN_FLIGHT: int = 16
+# A report refused for its timing or signer set is signed afresh this many times, then parked.
+MAX_ATTEMPTS: int = 20
+# Reverts that say the report, not the fact, is wrong now: sign it again later.
+RETRY_ERRORS: frozenset[str] = frozenset(
+    {
+        "OracleHubStaleReport",
+        "OracleHubReportFromFuture",
+        "OracleHubConfigVersionMismatch",
+        "OracleHubSequenceNotIncreasing",
+    }
+)
+# Node refusals that pass: the pool is full, fees moved. The action is tried again later.
+TRANSIENT_REFUSALS: tuple[str, ...] = ("pending transactions", "mempool", "fee", "underpriced")
+# How far behind the wall clock a report's issue time is put, so no block sees it as future.
+ISSUE_LAG_SECONDS: int = 2
 
 Builder = Callable[[YufuClient, Any, m.OracleReport, list[bytes]], Any]
 
@@ -174,9 +189,9 @@ class Outbox:
             if receipt["status"] == 1:
                 self._set(row["id"], state="done", block_number=receipt["blockNumber"])
                 log.info("action %s done in block %s", row["key"], receipt["blockNumber"])
-            elif row["attempts"] + 1 >= MAX_ATTEMPTS:
-                self._park(row, "reverted", f"reverted {MAX_ATTEMPTS} times on chain")
             else:
+                # Sent blind and the state moved under it: back to the queue, where it is tried
+                # against the head (and done, parked or sent) once nothing is in flight.
                 log.warning("action %s reverted; will try again", row["key"])
                 self._set(
                     row["id"],
@@ -199,26 +214,31 @@ class Outbox:
             self.client.w3.eth.send_raw_transaction(bytes(row["raw_tx"]))
             log.info("action %s resent as %s", row["key"], row["tx_hash"])
         except Web3RPCError as error:
-            if "already" in str(error).lower():
-                return
-            self._park(row, "refused", f"the node refused the transaction: {error}")
+            self._refused(row, error)
 
     def _send(self, row: sqlite3.Row) -> bool:
-        """Sign, store, send one pending action; False stops this pump (try again later)."""
+        """Sign, store, send one pending action; False stops this pump (try again later).
+
+        Network failures propagate (the feed loop retries the round); a payload the chain can
+        never take is parked, so one bad row cannot stall the queue behind it.
+        """
         kind = self.kinds[row["kind"]]
-        payload = decode_message(kind.message, row["params"])
         nonce, in_flight = self._next_nonce()
-        with self.store.transaction() as db:
-            sequence = self._next_sequence(db, kind.feed)
-        report, signatures = self.client.make_report(
-            feed_id(kind.feed),
-            kind.subject(payload),
-            payload,
-            self.signer_keys,
-            sequence=sequence,
-        )
-        function = kind.build(self.client, payload, report, signatures)
+        if in_flight >= MAX_IN_FLIGHT or (in_flight and row["attempts"]):
+            return False  # a retried action waits until it can be tried against the head
         try:
+            payload = decode_message(kind.message, row["params"])
+            with self.store.transaction() as db:
+                sequence = self._next_sequence(db, kind.feed)
+            report, signatures = self.client.make_report(
+                feed_id(kind.feed),
+                kind.subject(payload),
+                payload,
+                self.signer_keys,
+                sequence=sequence,
+                issued_at=self._issue_time(),
+            )
+            function = kind.build(self.client, payload, report, signatures)
             tx = self.client.build(
                 self.sender, function, nonce=nonce, gas=BLIND_GAS if in_flight else None
             )
@@ -226,11 +246,17 @@ class Outbox:
             if revert.error in kind.already_done:
                 self._set(row["id"], state="done", note=f"already on chain: {revert}")
                 log.info("action %s already on chain (%s)", row["key"], revert.error)
-            else:
-                self._park(row, revert.error, str(revert))
+                return True
+            if revert.error in RETRY_ERRORS and row["attempts"] + 1 < MAX_ATTEMPTS:
+                log.warning("action %s refused for now (%s); will sign again", row["key"], revert)
+                self._set(row["id"], attempts=row["attempts"] + 1)
+                return False
+            self._park(row, revert.error, str(revert))
             return True
-        except ChainError as error:
-            self._park(row, "reverted", str(error))
+        except (OSError, Web3RPCError):
+            raise
+        except (ChainError, ValueError, TypeError, KeyError) as error:
+            self._park(row, "unsendable", f"{type(error).__name__}: {error}")
             return True
         signed = Account.sign_transaction(tx, self.sender_key)
         tx_hash = "0x" + bytes(signed.hash).hex()
@@ -246,9 +272,7 @@ class Outbox:
             self.client.w3.eth.send_raw_transaction(signed.raw_transaction)
             crash_point("action-sent")
         except Web3RPCError as error:
-            if "already" in str(error).lower():
-                return True
-            self._park(row, "refused", f"the node refused the transaction: {error}")
+            self._refused(row, error)
             return False
         except OSError as error:  # the node is down: the stored bytes go out on the next pump
             log.warning("node unreachable while sending %s: %s", row["key"], error)
@@ -256,8 +280,30 @@ class Outbox:
         log.info("action %s sent as %s (nonce %d)", row["key"], tx_hash, nonce)
         return True
 
-    def _next_nonce(self) -> tuple[int, bool]:
-        """The next nonce, and whether an earlier action of ours is still in flight."""
+    def _refused(self, row: sqlite3.Row, error: Exception) -> None:
+        """The node refused a stored transaction: decide whether it ever can take it."""
+        text = str(error).lower()
+        if "already" in text or "nonce too low" in text:
+            return  # known, or mined meanwhile: the next settle finds its receipt
+        if any(word in text for word in TRANSIENT_REFUSALS) and row["attempts"] + 1 < MAX_ATTEMPTS:
+            log.warning("node refused %s for now: %s", row["key"], error)
+            self._set(
+                row["id"],
+                state="pending",
+                attempts=row["attempts"] + 1,
+                nonce=None,
+                tx_hash=None,
+                raw_tx=None,
+            )
+            return
+        self._park(row, "refused", f"the node refused the transaction: {error}")
+
+    def _issue_time(self) -> int:
+        """A report's issue time: now (a little behind), never before the head's time."""
+        return max(self.client.latest_timestamp(), int(time.time()) - ISSUE_LAG_SECONDS)
+
+    def _next_nonce(self) -> tuple[int, int]:
+        """The next nonce, and how many earlier actions of ours are still in flight."""
         chain_next = self.client.w3.eth.get_transaction_count(self.sender, "pending")
         row = self.store.one(
             "SELECT MAX(nonce) AS top, COUNT(*) AS n FROM actions "
@@ -265,7 +311,7 @@ class Outbox:
             *self.kinds,
         )
         top = row["top"] if row is not None and row["top"] is not None else -1
-        in_flight = bool(row is not None and row["n"])
+        in_flight = int(row["n"]) if row is not None else 0
         return max(chain_next, top + 1), in_flight
 
     @staticmethod

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import requests
 import uvicorn
 from fastapi import FastAPI, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -39,7 +40,13 @@ from chain.client import YufuClient
 from chain.config import DevnetConfig
 from chain.node.service import bind_socket, system_addresses
 from oracle.bank import BANK_KINDS, BankEndpoints, BankOracle
-from oracle.licence import LICENCE_KINDS, LicenceOracle, Registration, RegistrationError
+from oracle.licence import (
+    LICENCE_KINDS,
+    LicenceOracle,
+    Registration,
+    RegistrationConflict,
+    RegistrationError,
+)
 from oracle.outbox import Outbox
 from oracle.store import OracleStore
 
@@ -232,6 +239,8 @@ def create_app(service: OracleService) -> FastAPI:
 
     @app.get("/evidence")
     def evidence_index(limit: int = 1000) -> dict[str, Any]:
+        if not 1 <= limit <= 10_000:
+            raise HTTPException(400, "limit must be between 1 and 10000")
         return {"evidence": [record.__dict__ for record in service.store.evidence_index(limit)]}
 
     @app.get("/evidence/{digest}")
@@ -258,8 +267,12 @@ def create_app(service: OracleService) -> FastAPI:
     def register(body: MerchantRegistration) -> dict[str, Any]:
         try:
             accepted = service.licence.register(Registration(**body.model_dump()))
+        except RegistrationConflict as error:
+            raise HTTPException(409, str(error)) from None
         except RegistrationError as error:
             raise HTTPException(422, str(error)) from None
+        except (OSError, requests.RequestException) as error:
+            raise HTTPException(503, f"the chain cannot be asked now: {error}") from None
         return {
             "address": accepted.address,
             "uscc": accepted.uscc,

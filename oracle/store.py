@@ -155,10 +155,11 @@ class OracleStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def query(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         with self._lock:
@@ -208,6 +209,12 @@ class OracleStore:
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(partial, path)
+            # The rename itself must survive a power cut before the index names the file.
+            directory = os.open(self.evidence_dir, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
         row = (digest, kind, source, name, len(data), time.time(), json.dumps(refs or {}))
         sql = (
             "INSERT OR IGNORE INTO evidence (sha256, kind, source, name, size, received_at, refs) "
