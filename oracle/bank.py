@@ -551,6 +551,10 @@ class BankOracle:
             )
             crash_point("instruction-sent")
             status = iso.parse_pain002(answer.content)
+            if status.original_message_id != ident:
+                raise iso.MalformedMessage(
+                    f"the bank answered instruction {ident} about {status.original_message_id}"
+                )
             self.store.keep(
                 answer.content,
                 kind="pain.002",

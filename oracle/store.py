@@ -14,6 +14,7 @@ hash asks for the original with that name and checks the hash itself.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -109,6 +110,10 @@ CREATE TABLE IF NOT EXISTS parked (
 """
 
 
+class StoreInUse(RuntimeError):
+    """Another oracle process holds this data directory."""
+
+
 @dataclass(frozen=True)
 class EvidenceRecord:
     """One kept original: its hash, what it is, where it came from."""
@@ -133,6 +138,13 @@ class OracleStore:
         self.data_dir = data_dir
         self.evidence_dir = data_dir / "evidence"
         self.evidence_dir.mkdir(parents=True, exist_ok=True)
+        # One oracle per data directory: two would spend the same nonces and cursors.
+        self._lock_file = (data_dir / "oracle.lock").open("a")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise StoreInUse(f"another oracle is using {data_dir}") from None
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
             data_dir / "oracle.sqlite", isolation_level=None, check_same_thread=False
@@ -145,6 +157,7 @@ class OracleStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._lock_file.close()
 
     # ------------------------------------------------------------ transactions
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from chain import messages as m
 from oracle.bank import bank_reference_hash, business_day_number, end_to_end_id, instruction_id
 from oracle.outbox import decode_message, encode_message
-from oracle.store import OracleStore
+from oracle.store import OracleStore, StoreInUse
 
 
 @pytest.fixture
@@ -100,3 +100,8 @@ def test_identifiers_are_derived_from_the_event_and_fit_iso_20022() -> None:
     assert len(end_to_end_id(ident)) == 35 and end_to_end_id(ident).startswith("YF")
     assert bank_reference_hash("YFB1") == hashlib.sha256(b"YFB1").digest()
     assert business_day_number(date(1970, 1, 2)) == 1
+
+
+def test_a_second_oracle_cannot_open_the_same_data_directory(store: OracleStore) -> None:
+    with pytest.raises(StoreInUse, match="another oracle"):
+        OracleStore(store.data_dir)
