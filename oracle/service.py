@@ -19,16 +19,13 @@ The HTTP interface (``[services] oracle_metrics_port``):
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import requests
-import uvicorn
 from fastapi import FastAPI, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -38,7 +35,8 @@ from web3 import Web3
 
 from chain.client import YufuClient
 from chain.config import DevnetConfig
-from chain.node.service import bind_socket, system_addresses
+from chain.node.service import system_addresses
+from chain.serving import serve_app
 from oracle.bank import BANK_KINDS, BankEndpoints, BankOracle
 from oracle.licence import (
     LICENCE_KINDS,
@@ -291,29 +289,15 @@ def create_app(service: OracleService) -> FastAPI:
 
 def serve(config: DevnetConfig, options: OracleOptions, host: str, port: int) -> None:
     """Run the oracle until SIGTERM or SIGINT; prints its URL once the port is bound."""
-    stop_requested = threading.Event()
-    server: uvicorn.Server | None = None
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop_requested.set()
-        if server is not None:
-            server.should_exit = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     service = OracleService(config, options)
     try:
-        sock = bind_socket(host, port)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(service), log_level="warning", access_log=False, lifespan="off"
-            )
+        serve_app(
+            create_app(service),
+            host,
+            port,
+            lambda url: f"Yufu oracle serving on {url}",
+            before_serving=lambda stop: service.start(),
         )
-        server.should_exit = stop_requested.is_set()
-        service.start()
-        bound_host, bound_port = sock.getsockname()[:2]
-        print(f"Yufu oracle serving on http://{bound_host}:{bound_port}", flush=True)
-        server.run(sockets=[sock])
     finally:
         service.stop()
     print("Yufu oracle stopped", flush=True)

@@ -68,8 +68,8 @@ from chain.messages import recover_signer
 from chain.node.errors import TransactionRejected
 from chain.node.node import YufuNode
 from chain.node.rpc import create_app
-from chain.node.service import GRACEFUL_SHUTDOWN_SECONDS, bind_socket
 from chain.node.store import ChainStore, LogRecord, Seal
+from chain.serving import GRACEFUL_SHUTDOWN_SECONDS, bind_socket
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -28,11 +27,10 @@ from chain.deploy import DeployedSystem, deploy_system, template_terms
 from chain.errors import ChainError
 from chain.node.node import MAX_TRANSACTIONS_PER_BLOCK, YufuNode, contract_address
 from chain.node.rpc import create_app, mempool_size
+from chain.serving import GRACEFUL_SHUTDOWN_SECONDS, bind_socket
 
 logger = logging.getLogger(__name__)
 
-# Seconds uvicorn waits for requests in flight when told to stop.
-GRACEFUL_SHUTDOWN_SECONDS: int = 5
 # After a failed block the producer waits this long before trying again.
 PRODUCER_RETRY_SECONDS: float = 1.0
 
@@ -145,19 +143,6 @@ def choose_validator(config: DevnetConfig, name: str | None) -> Validator:
             return validator
     known = ", ".join(validator.name for validator in config.validators)
     raise ServiceError(f"no validator named {name!r} in the configuration; known: {known}")
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
-    # socket says it is TCP, and without it every keep-alive request waits ~40 ms (Nagle).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import socket
 import sys
 import threading
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-import uvicorn
-
+from chain.serving import serve_app
 from oracle.bank_simulator.app import DEFAULT_BANK_NAME, create_app
 
 DEFAULT_HOST = "127.0.0.1"
@@ -31,18 +27,6 @@ DEFAULT_PORT = 8601
 GRACEFUL_SHUTDOWN_SECONDS: int = 5
 
 logger = logging.getLogger("oracle.bank_simulator")
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly, so asyncio sets TCP_NODELAY on accepted connections.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    # A restart may bind the port again at once, while old connections sit in TIME_WAIT.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    return sock
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,23 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def serve(arguments: argparse.Namespace) -> int:
     """Run the simulator until SIGTERM or SIGINT; return the exit status."""
-    stop_requested = threading.Event()
-    server: uvicorn.Server | None = None
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop_requested.set()
-        if server is not None:
-            server.should_exit = True
-
-    # Installed before uvicorn's own: uvicorn restores them and re-raises the signal after its
-    # graceful shutdown, and this handler then lets the process exit 0 instead of dying.
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
     app = create_app(
         arguments.data_dir, start_day=arguments.start_date, bank_name=arguments.bank_name
     )
     bank = app.state.bank
+
+    def start_day_clock(stop: threading.Event) -> None:
+        if arguments.day_seconds > 0:
+            threading.Thread(
+                target=close_days,
+                args=(bank, arguments.day_seconds, stop),
+                name="bank-day-close",
+                daemon=True,
+            ).start()
+
     try:
         if arguments.start_date is not None and bank.business_day() != arguments.start_date:
             logger.warning(
@@ -95,31 +76,14 @@ def serve(arguments: argparse.Namespace) -> int:
                 arguments.data_dir,
                 bank.business_day(),
             )
-        sock = bind_socket(arguments.host, arguments.port)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_level=arguments.log_level.lower(),
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            )
+        serve_app(
+            app,
+            arguments.host,
+            arguments.port,
+            lambda url: f"Yufu bank simulator (SIMULATOR, not a bank) serving on {url}",
+            log_level=arguments.log_level,
+            before_serving=start_day_clock,
         )
-        server.should_exit = stop_requested.is_set()
-        if arguments.day_seconds > 0:
-            threading.Thread(
-                target=close_days,
-                args=(bank, arguments.day_seconds, stop_requested),
-                name="bank-day-close",
-                daemon=True,
-            ).start()
-        bound_host, bound_port = sock.getsockname()[:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        print(
-            f"Yufu bank simulator (SIMULATOR, not a bank) serving on http://{shown}:{bound_port}",
-            flush=True,
-        )
-        server.run(sockets=[sock])
     finally:
         bank.close()
     return 0

@@ -10,33 +10,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import socket
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
-
-import uvicorn
 
 from chain.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from chain.serving import serve_app
 from oracle.licence_simulator.app import create_app
 
 # Seconds open requests get to finish after a stop is asked for.
 GRACEFUL_SHUTDOWN_SECONDS: int = 5
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
-    # Not chain.node.service.bind_socket: importing the node would double the start-up time.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    # A restart may bind the port again at once, while old connections sit in TIME_WAIT.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    return sock
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,40 +47,17 @@ def serve(arguments: argparse.Namespace) -> int:
     host = arguments.host or config.services.host
     port = config.services.licence_simulator_port if arguments.port is None else arguments.port
 
-    stop_requested = threading.Event()
-    server: uvicorn.Server | None = None
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop_requested.set()
-        if server is not None:
-            server.should_exit = True
-
-    # Installed before uvicorn's own: uvicorn restores them and re-raises the signal after its
-    # graceful shutdown, and this handler then lets the process exit 0 instead of dying.
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
     app = create_app(data_dir, config=config)
     try:
-        sock = bind_socket(host, port)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_level=arguments.log_level.lower(),
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            )
+        serve_app(
+            app,
+            host,
+            port,
+            lambda url: (
+                f"Yufu licence registry simulator (SIMULATOR, not the registry) serving on {url}"
+            ),
+            log_level=arguments.log_level,
         )
-        server.should_exit = stop_requested.is_set()
-        bound_host, bound_port = sock.getsockname()[:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        print(
-            "Yufu licence registry simulator (SIMULATOR, not the registry) serving on "
-            f"http://{shown}:{bound_port}",
-            flush=True,
-        )
-        server.run(sockets=[sock])
     finally:
         app.state.store.close()
     return 0
