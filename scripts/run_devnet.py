@@ -314,6 +314,11 @@ def describe(
         f"    {cast} block-number --rpc-url {url}",
         f'    {cast} call {membership} "getValidators()(address[])" --rpc-url {url}',
         f"    curl -s {url}/health",
+        *(
+            f"    curl -s {child.url}/parked      # what the oracle set aside for the regulator"
+            for child in services
+            if child.name == "oracle"
+        ),
         "  Ctrl-C stops everything.",
         "",
     ]
