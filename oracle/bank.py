@@ -104,6 +104,9 @@ RECONCILIATION = ActionKind(
         r.as_abi(), report.as_abi(), sigs
     ),
     already_done=frozenset({"AgreementBookCustodyAlreadyReconciled"}),
+    # The statement sums up every posting before it: those must be on chain first, even one
+    # that reverted and was queued again.
+    barrier=True,
 )
 BANK_KINDS = (FUNDING, PAYOUT, RECONCILIATION)
 

@@ -77,6 +77,9 @@ class ActionKind:
     build: Builder
     # Reverts meaning the fact is on chain already: the action is done, not parked.
     already_done: frozenset[str] = frozenset()
+    # Sent only once every earlier action of the account is settled (mined or parked), and
+    # tried against the head first: for facts that sum up the ones before them.
+    barrier: bool = False
 
 
 def encode_message(message: Any) -> str:
@@ -224,8 +227,9 @@ class Outbox:
         """
         kind = self.kinds[row["kind"]]
         nonce, in_flight = self._next_nonce()
-        if in_flight >= MAX_IN_FLIGHT or (in_flight and row["attempts"]):
-            return False  # a retried action waits until it can be tried against the head
+        if in_flight >= MAX_IN_FLIGHT or (in_flight and (row["attempts"] or kind.barrier)):
+            # A retried action, or a barrier, waits until it can be tried against the head.
+            return False
         try:
             payload = decode_message(kind.message, row["params"])
             with self.store.transaction() as db:
