@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         "evm_mine (for the contract test suite; never on a real chain)",
     )
 
+    run.add_argument(
+        "--no-trailing-block",
+        action="store_true",
+        help="seal nothing after a busy block (for test harnesses that count blocks; clients "
+        "that wait for the height to rise, like ethers' tx.wait(), can then hang)",
+    )
+
     boot = commands.add_parser("bootstrap", help="deploy the system contracts on a running node")
     boot.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="devnet TOML")
     boot.add_argument("--url", help="the node's JSON-RPC URL (default: from services)")
@@ -79,6 +86,7 @@ def run_node(arguments: argparse.Namespace) -> int:
         validator=choose_validator(config, arguments.validator),
         block_period=float(block_period),
         dev=arguments.dev,
+        trailing_block=not arguments.no_trailing_block,
     )
     serve(config, options)
     return 0

@@ -65,13 +65,16 @@ class BlockProducer:
         The node to seal blocks on; it must hold a validator key.
     period
         Seconds between blocks.
+    trailing
+        Seal the trailing block (off only for test harnesses that count blocks).
     """
 
-    def __init__(self, node: YufuNode, period: float) -> None:
+    def __init__(self, node: YufuNode, period: float, *, trailing: bool = True) -> None:
         if period <= 0:
             raise ValueError(f"the block period must be positive, got {period}")
         self.node = node
         self.period = period
+        self.trailing = trailing
         self.last_error: str | None = None
         self._trailing = False
         self._wake = threading.Event()
@@ -126,7 +129,7 @@ class BlockProducer:
         self.last_error = None
         if block is None:
             return 0
-        self._trailing = len(block.transactions) > 0
+        self._trailing = self.trailing and len(block.transactions) > 0
         logger.debug("sealed block %d: %d transactions", block.number, len(block.transactions))
         return len(block.transactions)
 
@@ -156,6 +159,8 @@ class ServeOptions:
     block_period: float
     # Dev-only: serve the evm_ test controls (evm_snapshot, evm_revert, ...). Never a default.
     dev: bool = False
+    # Seal one empty block after each busy one (see BlockProducer).
+    trailing_block: bool = True
 
 
 def serve(config: DevnetConfig, options: ServeOptions) -> None:
@@ -177,7 +182,7 @@ def serve(config: DevnetConfig, options: ServeOptions) -> None:
     signal.signal(signal.SIGINT, request_stop)
 
     node = YufuNode(config, options.data_dir, options.validator.key.private_key)
-    producer = BlockProducer(node, options.block_period)
+    producer = BlockProducer(node, options.block_period, trailing=options.trailing_block)
     try:
         sock = bind_socket(options.host, options.port)
         server = uvicorn.Server(
