@@ -40,6 +40,19 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}"
 
 
+class ServerControl:
+    """Stops a served app: the signal handlers use it, and so may the app's own threads."""
+
+    def __init__(self) -> None:
+        self.stop_requested = threading.Event()
+        self.server: uvicorn.Server | None = None
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+        if self.server is not None:
+            self.server.should_exit = True
+
+
 def serve_app(
     app: Any,
     host: str,
@@ -47,28 +60,26 @@ def serve_app(
     announce: Callable[[str], str],
     *,
     log_level: str = "warning",
-    before_serving: Callable[[threading.Event], None] | None = None,
+    before_serving: Callable[[ServerControl], None] | None = None,
+    control: ServerControl | None = None,
 ) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT, then return.
+    """Serve ``app`` until SIGTERM or SIGINT (or ``control.request_stop()``), then return.
 
     Prints ``announce(url)`` once the port is bound, so a supervisor or a test can wait for the
-    line. ``before_serving`` is called with the stop event just before, to start background
-    work that should end with the server.
+    line. ``before_serving`` is called with the control just before, to start background work
+    that should end with the server.
     """
-    stop_requested = threading.Event()
-    server: uvicorn.Server | None = None
+    control = control or ServerControl()
 
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop_requested.set()
-        if server is not None:
-            server.should_exit = True
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        control.request_stop()
 
     # Installed before uvicorn's own: uvicorn restores them and re-raises the signal after its
     # graceful shutdown, and this handler then lets the process exit 0 instead of dying.
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     sock = bind_socket(host, port)
-    server = uvicorn.Server(
+    control.server = uvicorn.Server(
         uvicorn.Config(
             app,
             log_level=log_level.lower(),
@@ -77,11 +88,11 @@ def serve_app(
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
     )
-    server.should_exit = stop_requested.is_set()
+    control.server.should_exit = control.stop_requested.is_set()
     if before_serving is not None:
-        before_serving(stop_requested)
+        before_serving(control)
     print(announce(url_of(sock)), flush=True)
     try:
-        server.run(sockets=[sock])
+        control.server.run(sockets=[sock])
     finally:
-        stop_requested.set()
+        control.stop_requested.set()

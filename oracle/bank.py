@@ -144,8 +144,6 @@ class BankOracle:
             text="RefundGranted(bytes32,address,uint8,uint128,uint128,uint128)"
         )
         self._book_address = book.address
-        self.files_read = 0
-        self.instructions_sent = 0
         self._window = LOG_WINDOW_BLOCKS
 
     def step(self) -> None:
@@ -184,7 +182,6 @@ class BankOracle:
             raw.raise_for_status()
             self.handle_file(int(item["seq"]), item["name"], raw.content)
             handled += 1
-        self.files_read += handled
         return handled
 
     def handle_file(self, seq: int, name: str, data: bytes) -> None:
@@ -586,7 +583,6 @@ class BankOracle:
                         detail={key: row[key] for key in row.keys()},
                     )
             sent += 1
-        self.instructions_sent += sent
         return sent
 
 

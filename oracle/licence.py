@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 import requests
@@ -23,6 +23,7 @@ from eth_utils import is_address, to_checksum_address
 
 from chain import messages as m
 from chain.client import YufuClient
+from oracle.bank import custody_account
 from oracle.faults import crash_point
 from oracle.licence_checks import (
     CHINA_STANDARD_TIME,
@@ -205,7 +206,7 @@ class LicenceOracle:
                     code,
                     registration.name,
                     registration.industry,
-                    f"CUST-{code}",
+                    custody_account(code),
                     registration.receiving_account,
                 ),
             )
@@ -310,9 +311,3 @@ class LicenceOracle:
             if summary != row["last_finding"]:
                 crash_point("licence-checked")
         return finding
-
-
-def finding_as_json(finding: LicenceFinding) -> dict[str, object]:
-    values = asdict(finding)
-    values["status"] = m.LicenceStatus(finding.status).name.lower()
-    return values

@@ -196,14 +196,7 @@ class Outbox:
                 # Sent blind and the state moved under it: back to the queue, where it is tried
                 # against the head (and done, parked or sent) once nothing is in flight.
                 log.warning("action %s reverted; will try again", row["key"])
-                self._set(
-                    row["id"],
-                    state="pending",
-                    attempts=row["attempts"] + 1,
-                    nonce=None,
-                    tx_hash=None,
-                    raw_tx=None,
-                )
+                self._requeue(row)
         return changed
 
     def _resend(self, row: sqlite3.Row) -> None:
@@ -291,14 +284,7 @@ class Outbox:
             return  # known, or mined meanwhile: the next settle finds its receipt
         if any(word in text for word in TRANSIENT_REFUSALS) and row["attempts"] + 1 < MAX_ATTEMPTS:
             log.warning("node refused %s for now: %s", row["key"], error)
-            self._set(
-                row["id"],
-                state="pending",
-                attempts=row["attempts"] + 1,
-                nonce=None,
-                tx_hash=None,
-                raw_tx=None,
-            )
+            self._requeue(row)
             return
         self._park(row, "refused", f"the node refused the transaction: {error}")
 
@@ -343,6 +329,17 @@ class Outbox:
                 reason=reason,
                 detail={"action": row["kind"], "params": json.loads(row["params"]), "why": detail},
             )
+
+    def _requeue(self, row: sqlite3.Row) -> None:
+        """Back to the queue, its transaction forgotten (its nonce is free again)."""
+        self._set(
+            row["id"],
+            state="pending",
+            attempts=row["attempts"] + 1,
+            nonce=None,
+            tx_hash=None,
+            raw_tx=None,
+        )
 
     def _set(self, action_id: int, **values: Any) -> None:
         columns = ", ".join(f"{name} = ?" for name in values)

@@ -37,7 +37,7 @@ from chain.client import YufuClient
 from chain.config import DevnetConfig
 from chain.node.service import system_addresses
 from chain.serving import serve_app
-from oracle.bank import BANK_KINDS, BankEndpoints, BankOracle
+from oracle.bank import BANK_KINDS, BankEndpoints, BankOracle, custody_account
 from oracle.licence import (
     LICENCE_KINDS,
     LicenceOracle,
@@ -274,7 +274,7 @@ def create_app(service: OracleService) -> FastAPI:
         return {
             "address": accepted.address,
             "uscc": accepted.uscc,
-            "custody_account": f"CUST-{accepted.uscc}",
+            "custody_account": custody_account(accepted.uscc),
         }
 
     @app.get("/merchants/{address}")

@@ -248,31 +248,12 @@ class OracleStore:
         row = self.one("SELECT * FROM evidence WHERE sha256 = ?", digest.lower())
         if row is None:
             return None
-        record = EvidenceRecord(
-            sha256=row["sha256"],
-            kind=row["kind"],
-            source=row["source"],
-            name=row["name"],
-            size=row["size"],
-            received_at=row["received_at"],
-            refs=json.loads(row["refs"]),
-        )
+        record = _evidence_record(row)
         return record, self.evidence_path(record.sha256).read_bytes()
 
     def evidence_index(self, limit: int = 1000) -> list[EvidenceRecord]:
         rows = self.query("SELECT * FROM evidence ORDER BY received_at DESC LIMIT ?", limit)
-        return [
-            EvidenceRecord(
-                sha256=r["sha256"],
-                kind=r["kind"],
-                source=r["source"],
-                name=r["name"],
-                size=r["size"],
-                received_at=r["received_at"],
-                refs=json.loads(r["refs"]),
-            )
-            for r in rows
-        ]
+        return [_evidence_record(row) for row in rows]
 
     # ------------------------------------------------------------ parked reports
 
@@ -305,3 +286,15 @@ class OracleStore:
             }
             for r in self.query("SELECT * FROM parked ORDER BY id")
         ]
+
+
+def _evidence_record(row: sqlite3.Row) -> EvidenceRecord:
+    return EvidenceRecord(
+        sha256=row["sha256"],
+        kind=row["kind"],
+        source=row["source"],
+        name=row["name"],
+        size=row["size"],
+        received_at=row["received_at"],
+        refs=json.loads(row["refs"]),
+    )

@@ -33,18 +33,15 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, Protocol, TypeVar, cast
 
 import requests
 import rlp
-import uvicorn
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.constants import CREATE_CONTRACT_ADDRESS, ZERO_ADDRESS
 from eth.db.atomic import AtomicDB
@@ -69,7 +66,7 @@ from chain.node.errors import TransactionRejected
 from chain.node.node import YufuNode
 from chain.node.rpc import create_app
 from chain.node.store import ChainStore, LogRecord, Seal
-from chain.serving import GRACEFUL_SHUTDOWN_SECONDS, bind_socket
+from chain.serving import ServerControl, serve_app
 
 logger = logging.getLogger(__name__)
 
@@ -1256,16 +1253,8 @@ def serve_follower(config: DevnetConfig, options: FollowOptions) -> int:
     a block failed verification (its report printed, and written to ``report_path``), 2 when
     the follower itself failed.
     """
-    stop = threading.Event()
-    server: uvicorn.Server | None = None
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-        if server is not None:
-            server.should_exit = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    control = ServerControl()
+    stop = control.stop_requested
 
     source = RpcSource(options.rpc_url)
     follower = Follower(
@@ -1302,9 +1291,7 @@ def serve_follower(config: DevnetConfig, options: FollowOptions) -> int:
             last_error.append(f"{type(error).__name__}: {error}")
             crashed.set()
         finally:
-            stop.set()
-            if server is not None:
-                server.should_exit = True
+            control.request_stop()
 
     app = create_app(follower.node)
 
@@ -1324,26 +1311,14 @@ def serve_follower(config: DevnetConfig, options: FollowOptions) -> int:
 
     thread = threading.Thread(target=follow, name="yufu-follower", daemon=True)
     try:
-        sock = bind_socket(options.host, options.port)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            )
+        serve_app(
+            app,
+            options.host,
+            options.port,
+            lambda url: f"Yufu follower serving JSON-RPC on {url} (following {options.rpc_url})",
+            before_serving=lambda _: thread.start(),
+            control=control,
         )
-        server.should_exit = stop.is_set()
-        thread.start()
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        print(
-            f"Yufu follower serving JSON-RPC on http://{shown}:{port} "
-            f"(following {options.rpc_url})",
-            flush=True,
-        )
-        server.run(sockets=[sock])
     finally:
         stop.set()
         thread.join(timeout=30)

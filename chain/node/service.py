@@ -10,14 +10,11 @@ the node's own JSON-RPC as the regulator's first transactions (decision 0005).
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
-import uvicorn
 from eth_utils import to_canonical_address, to_checksum_address
 from web3 import Web3
 
@@ -27,7 +24,7 @@ from chain.deploy import DeployedSystem, deploy_system, template_terms
 from chain.errors import ChainError
 from chain.node.node import MAX_TRANSACTIONS_PER_BLOCK, YufuNode, contract_address
 from chain.node.rpc import create_app, mempool_size
-from chain.serving import GRACEFUL_SHUTDOWN_SECONDS, bind_socket
+from chain.serving import ServerControl, serve_app
 
 logger = logging.getLogger(__name__)
 
@@ -168,36 +165,11 @@ def serve(config: DevnetConfig, options: ServeOptions) -> None:
 
     Prints ``Yufu node serving JSON-RPC on http://HOST:PORT`` once the port is bound.
     """
-    stop_requested = threading.Event()
-    server: uvicorn.Server | None = None
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop_requested.set()
-        if server is not None:
-            server.should_exit = True
-
-    # Installed before uvicorn's own: uvicorn restores them and re-raises the signal after its
-    # graceful shutdown, and this handler then lets the node close instead of dying.
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
     node = YufuNode(config, options.data_dir, options.validator.key.private_key)
     producer = BlockProducer(node, options.block_period, trailing=options.trailing_block)
-    try:
-        sock = bind_socket(options.host, options.port)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(node, producer, dev=options.dev),
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            )
-        )
-        server.should_exit = stop_requested.is_set()
+
+    def start_sealing(control: ServerControl) -> None:
         producer.start()
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
         logger.info(
             "chain %d at block %d, sealing as %s every %s s",
             node.chain_id,
@@ -207,8 +179,15 @@ def serve(config: DevnetConfig, options: ServeOptions) -> None:
         )
         if options.dev:
             logger.warning("dev mode: evm_snapshot, evm_revert, evm_increaseTime, evm_mine served")
-        print(f"Yufu node serving JSON-RPC on http://{shown}:{port}", flush=True)
-        server.run(sockets=[sock])
+
+    try:
+        serve_app(
+            create_app(node, producer, dev=options.dev),
+            options.host,
+            options.port,
+            lambda url: f"Yufu node serving JSON-RPC on {url}",
+            before_serving=start_sealing,
+        )
     finally:
         producer.stop()
         head_number = node.head().block_number

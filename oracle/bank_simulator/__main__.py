@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from chain.serving import serve_app
+from chain.serving import ServerControl, serve_app
 from oracle.bank_simulator.app import DEFAULT_BANK_NAME, create_app
 
 DEFAULT_HOST = "127.0.0.1"
@@ -59,11 +59,11 @@ def serve(arguments: argparse.Namespace) -> int:
     )
     bank = app.state.bank
 
-    def start_day_clock(stop: threading.Event) -> None:
+    def start_day_clock(control: ServerControl) -> None:
         if arguments.day_seconds > 0:
             threading.Thread(
                 target=close_days,
-                args=(bank, arguments.day_seconds, stop),
+                args=(bank, arguments.day_seconds, control.stop_requested),
                 name="bank-day-close",
                 daemon=True,
             ).start()
