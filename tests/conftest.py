@@ -25,10 +25,13 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_tester import exceptions as tester_exceptions
 from hypothesis import HealthCheck, settings
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
+from chain.client import TxResult, YufuClient, _as_chain_error
 from chain.config import DevnetConfig, load_config
 from chain.deploy import DeployedSystem, configured_accounts, deploy_system, fund_accounts
 from chain.errors import ContractRevert
@@ -348,6 +351,39 @@ def other_consumer(config: DevnetConfig) -> Party:
     """A second demo consumer."""
     demo = config.demo.consumers[1]
     return Party(demo.key.private_key, demo.address)
+
+
+# ---------------------------------------------------------------- state machines
+
+# Gas for every transaction of a state machine: far above the largest (a default settlement).
+MACHINE_GAS = 8_000_000
+
+
+@pytest.fixture
+def quick_transactions(deployed: DeployedSystem, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Send the machine's transactions with a fixed gas limit after a dry run.
+
+    eth-tester estimates gas by a binary search that runs each transaction a dozen times, most
+    of the machine's time. One ``eth_call`` from the sender finds a refusal just as well (the same
+    custom error, nothing sent), and a fixed limit then lets the transaction through.
+    """
+    client = deployed.client
+
+    def transact(sender_key: str, function: Any, *, gas: int | None = None) -> TxResult:
+        if gas is None:
+            try:
+                function.call({"from": Account.from_key(sender_key).address})
+            except (
+                ContractCustomError,
+                ContractLogicError,
+                tester_exceptions.TransactionFailed,
+            ) as error:
+                raise _as_chain_error(error) from None
+            gas = MACHINE_GAS
+        return YufuClient.transact(client, sender_key, function, gas=gas)
+
+    monkeypatch.setattr(client, "transact", transact)
+    yield
 
 
 # ---------------------------------------------------------------- assertions

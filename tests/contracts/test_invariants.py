@@ -41,14 +41,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import pytest
 from eth_account import Account
-from eth_tester import exceptions as tester_exceptions
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -59,11 +58,10 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from web3.exceptions import ContractCustomError, ContractLogicError
 
 from chain import messages as m
 from chain import views as v
-from chain.client import TxResult, YufuClient, _as_chain_error
+from chain.client import TxResult
 from chain.config import DevnetConfig
 from chain.deploy import DeployedSystem
 from chain.errors import ChainError, ContractRevert
@@ -77,8 +75,6 @@ TIME_MARGIN = HOUR
 # Bound the chain reads the invariants make after every step.
 MAX_PLANS = 10
 MAX_POLICIES = 4
-# Gas for every transaction of the machine: far above the largest (a default settlement).
-MACHINE_GAS = 8_000_000
 
 State = m.AgreementState
 SIGNED_OR_ACTIVE = (State.SIGNED, State.ACTIVE)
@@ -1190,33 +1186,6 @@ class AgreementBookMachine(RuleBasedStateMachine):
 
 
 # ---------------------------------------------------------------- the test
-
-
-@pytest.fixture
-def quick_transactions(deployed: DeployedSystem, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Send the machine's transactions with a fixed gas limit after a dry run.
-
-    eth-tester estimates gas by a binary search that runs each transaction a dozen times, most
-    of the machine's time. One ``eth_call`` from the sender finds a refusal just as well (the same
-    custom error, nothing sent), and a fixed limit then lets the transaction through.
-    """
-    client = deployed.client
-
-    def transact(sender_key: str, function: Any, *, gas: int | None = None) -> TxResult:
-        if gas is None:
-            try:
-                function.call({"from": Account.from_key(sender_key).address})
-            except (
-                ContractCustomError,
-                ContractLogicError,
-                tester_exceptions.TransactionFailed,
-            ) as error:
-                raise _as_chain_error(error) from None
-            gas = MACHINE_GAS
-        return YufuClient.transact(client, sender_key, function, gas=gas)
-
-    monkeypatch.setattr(client, "transact", transact)
-    yield
 
 
 @pytest.mark.parametrize("backend", ["eth-tester"], indirect=True)
