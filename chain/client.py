@@ -38,6 +38,7 @@ SYSTEM_CONTRACTS: tuple[str, ...] = (
     "InsurancePool",
     "AgreementBook",
     "ComplaintDesk",
+    "CustodyDesk",
 )
 
 # Multiplies a gas estimate: estimates can fall short when a call's gas use depends on the
@@ -57,6 +58,7 @@ class SystemAddresses:
     insurance: str
     book: str
     complaints: str
+    custody: str
 
     def by_contract(self) -> dict[str, str]:
         """Addresses keyed by Solidity contract name."""
@@ -73,6 +75,7 @@ class SystemAddresses:
             self.insurance,
             self.book,
             self.complaints,
+            self.custody,
         )
 
 
@@ -189,6 +192,7 @@ class YufuClient:
         self.insurance = self._contract("InsurancePool", addresses.insurance)
         self.book = self._contract("AgreementBook", addresses.book)
         self.complaints = self._contract("ComplaintDesk", addresses.complaints)
+        self.custody = self._contract("CustodyDesk", addresses.custody)
         self._events_by_topic = self._index_events()
 
     # ------------------------------------------------------------ plumbing
@@ -207,6 +211,7 @@ class YufuClient:
             self.insurance,
             self.book,
             self.complaints,
+            self.custody,
         ):
             for entry in cast(list[dict[str, Any]], contract.abi):
                 if entry.get("type") == "event":
@@ -690,6 +695,36 @@ class YufuClient:
         """Settle plans of a defaulted merchant."""
         return self.transact(sender_key, self.book.functions.settleDefault(list(agreement_ids)))
 
+    def instruct_payment(
+        self,
+        oracle_key: str,
+        instruction: m.PaymentInstruction,
+        report: m.OracleReport,
+        signatures: Sequence[bytes],
+    ) -> TxResult:
+        """Register a payment out of custody (the bank pays only registered instructions)."""
+        function = self.custody.functions.instructPayment(
+            instruction.as_abi(), report.as_abi(), list(signatures)
+        )
+        return self.transact(oracle_key, function)
+
+    def report_instruction_outcome(
+        self,
+        oracle_key: str,
+        outcome: m.InstructionOutcome,
+        report: m.OracleReport,
+        signatures: Sequence[bytes],
+    ) -> TxResult:
+        """Submit the bank feed's report that an instruction was rejected or its payment returned."""
+        function = self.custody.functions.reportInstructionOutcome(
+            outcome.as_abi(), report.as_abi(), list(signatures)
+        )
+        return self.transact(oracle_key, function)
+
+    def get_instruction(self, instruction_id: bytes) -> v.Instruction:
+        """The payment instruction ``instruction_id`` (state NONE if unknown)."""
+        return v.Instruction(*self.call(self.custody.functions.getInstruction(instruction_id)))
+
     def confirm_payout(
         self,
         oracle_key: str,
@@ -698,7 +733,7 @@ class YufuClient:
         signatures: Sequence[bytes],
     ) -> TxResult:
         """Submit the bank feed's report that a release or refund was paid."""
-        function = self.book.functions.confirmPayout(
+        function = self.custody.functions.confirmPayout(
             payout.as_abi(), report.as_abi(), list(signatures)
         )
         return self.transact(oracle_key, function)
@@ -711,18 +746,18 @@ class YufuClient:
         signatures: Sequence[bytes],
     ) -> TxResult:
         """Submit the bank feed's end-of-day statement balance of a merchant's custody account."""
-        function = self.book.functions.reconcileCustody(
+        function = self.custody.functions.reconcileCustody(
             reconciliation.as_abi(), report.as_abi(), list(signatures)
         )
         return self.transact(sender_key, function)
 
     def custody_held(self, merchant: str) -> int:
         """A merchant's custody by the book: confirmed deposits minus confirmed payouts, fen."""
-        return int(self.call(self.book.functions.custodyHeld(merchant)))
+        return int(self.call(self.custody.functions.custodyHeld(merchant)))
 
     def last_reconciled_day(self, merchant: str) -> int:
         """The last statement day reconciled for a merchant (days since 1970-01-01), 0 if none."""
-        return int(self.call(self.book.functions.lastReconciledDay(merchant)))
+        return int(self.call(self.custody.functions.lastReconciledDay(merchant)))
 
     def preview_refund(self, agreement_id: bytes) -> v.RefundPreview:
         """What terminating the plan now would refund."""

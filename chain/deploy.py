@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import rlp
 from eth_account import Account
+from eth_utils import keccak, to_canonical_address, to_checksum_address
 from web3 import Web3
 from web3.types import Wei
 
@@ -81,6 +83,11 @@ def feed_id(handle: str) -> bytes:
         return _FEEDS[handle]
     except KeyError:
         raise DeploymentError(f"unknown oracle feed {handle!r}; known: {sorted(_FEEDS)}") from None
+
+
+def contract_address(deployer: bytes, nonce: int) -> bytes:
+    """The address a CREATE by ``deployer`` at ``nonce`` gets."""
+    return keccak(rlp.encode([deployer, nonce]))[12:]
 
 
 def deploy_contract(w3: Web3, deployer_key: str, name: str, *args: Any) -> tuple[str, TxResult]:
@@ -170,12 +177,29 @@ def deploy_system(w3: Web3, config: DevnetConfig) -> DeployedSystem:
         config.rules.min_licence_age_days * SECONDS_PER_DAY,
     )
     insurance = deploy("InsurancePool", membership, evidence)
+    # The book and the custody desk know each other: the desk is deployed two transactions
+    # after the book, so its address is the regulator's CREATE address at that nonce.
+    regulator_account = to_canonical_address(regulator.address)
+    book_nonce = w3.eth.get_transaction_count(regulator.address, "pending")
+    custody_address = to_checksum_address(contract_address(regulator_account, book_nonce + 2))
     book = deploy(
-        "AgreementBook", membership, templates, merchants, oracle_hub, evidence, insurance
+        "AgreementBook",
+        membership,
+        templates,
+        merchants,
+        oracle_hub,
+        evidence,
+        insurance,
+        custody_address,
     )
     complaints = deploy("ComplaintDesk", membership, book, evidence)
+    custody = deploy("CustodyDesk", membership, oracle_hub, evidence, merchants, book)
+    if custody != custody_address:
+        raise DeploymentError(
+            f"the custody desk landed at {custody}, not at {custody_address} the book expects"
+        )
     addresses = SystemAddresses(
-        membership, evidence, oracle_hub, templates, merchants, insurance, book, complaints
+        membership, evidence, oracle_hub, templates, merchants, insurance, book, complaints, custody
     )
     client = YufuClient(w3, addresses)
 
@@ -204,7 +228,7 @@ def deploy_system(w3: Web3, config: DevnetConfig) -> DeployedSystem:
                 client.configure_feed(key, feed_id(handle), feed.signer_addresses, feed.threshold),
             )
         )
-    for consumer in (merchants, book):
+    for consumer in (merchants, book, custody):
         steps.append(
             (
                 f"allow {consumer} to consume reports",

@@ -126,6 +126,16 @@ class Payee(IntEnum):
     CONSUMER = 1
 
 
+class InstructionState(IntEnum):
+    """Mirror of ``IAgreementBook.InstructionState``."""
+
+    NONE = 0
+    INSTRUCTED = 1
+    PAID = 2
+    REJECTED = 3
+    RETURNED = 4
+
+
 class ConsumerAction(IntEnum):
     """Mirror of ``IAgreementBook.ConsumerAction``."""
 
@@ -170,6 +180,8 @@ class EvidenceKind(IntEnum):
     DEFAULT_SETTLED = 36
     PAYOUT_CONFIRMED = 37
     CUSTODY_ANOMALY = 38
+    PAYMENT_INSTRUCTED = 39
+    PAYMENT_OUTCOME = 43
     POLICY_WRITTEN = 40
     CLAIM_OPENED = 41
     CLAIM_PAID = 42
@@ -429,6 +441,42 @@ class PayoutReport(_Message):
         ("uint128", "amount"),
         ("bytes32", "bankReference"),
         ("bytes32", "instructionId"),
+    )
+
+
+@dataclass(frozen=True)
+class PaymentInstruction(_Message):
+    """The bank feed's request to register a payment out of custody (at most ``amount``)."""
+
+    instruction_id: bytes
+    agreement_id: bytes
+    payee: int
+    amount: int
+
+    PRIMARY_TYPE: ClassVar[str] = "PaymentInstruction"
+    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("bytes32", "instructionId"),
+        ("bytes32", "agreementId"),
+        ("uint8", "payee"),
+        ("uint128", "amount"),
+    )
+
+
+@dataclass(frozen=True)
+class InstructionOutcome(_Message):
+    """The bank's report that it rejected an instruction or that a paid one came back."""
+
+    instruction_id: bytes
+    outcome: int
+    bank_reference: bytes
+    reason_code: bytes
+
+    PRIMARY_TYPE: ClassVar[str] = "InstructionOutcome"
+    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("bytes32", "instructionId"),
+        ("uint8", "outcome"),
+        ("bytes32", "bankReference"),
+        ("bytes32", "reasonCode"),
     )
 
 

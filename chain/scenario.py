@@ -211,6 +211,35 @@ class PlanDesk:
         )
         return self.client.confirm_funding(self.bank_oracle_key, funding, report, signatures)
 
+    def instruct_payment(
+        self,
+        agreement_id: bytes,
+        payee: m.Payee,
+        amount: int,
+        *,
+        instruction_id: bytes | None = None,
+        signer_keys: Sequence[str] | None = None,
+    ) -> tuple[bytes, TxResult]:
+        """The bank feed registers a payment out of custody; returns its id and the result.
+
+        The book instructs what is due and not yet instructed, up to ``amount``.
+        """
+        instruction = m.PaymentInstruction(
+            instruction_id=instruction_id
+            or sha256(f"instruction:{agreement_id.hex()}:{payee}:{amount}:{os.urandom(8).hex()}"),
+            agreement_id=agreement_id,
+            payee=payee,
+            amount=amount,
+        )
+        report, signatures = self.client.make_report(
+            feed_id("bank_feed"),
+            agreement_id,
+            instruction,
+            self.bank_signers if signer_keys is None else signer_keys,
+        )
+        result = self.client.instruct_payment(self.bank_oracle_key, instruction, report, signatures)
+        return instruction.instruction_id, result
+
     def confirm_payout(
         self,
         agreement_id: bytes,
@@ -221,14 +250,19 @@ class PlanDesk:
         instruction_id: bytes | None = None,
         signer_keys: Sequence[str] | None = None,
     ) -> TxResult:
-        """The bank feed reports that it paid a release or refund."""
+        """The bank feed reports that it paid an instruction.
+
+        Without ``instruction_id`` the payment is first registered for ``amount`` (the bank pays
+        only registered instructions), as the bank oracle does before it sends the bank a pain.001.
+        """
+        if instruction_id is None:
+            instruction_id, _ = self.instruct_payment(agreement_id, payee, amount)
         payout = m.PayoutReport(
             agreement_id=agreement_id,
             payee=payee,
             amount=amount,
             bank_reference=bank_reference or self.next_bank_reference(),
-            instruction_id=instruction_id
-            or sha256(f"instruction:{agreement_id.hex()}:{payee}:{amount}:{os.urandom(4).hex()}"),
+            instruction_id=instruction_id,
         )
         report, signatures = self.client.make_report(
             feed_id("bank_feed"),
@@ -237,6 +271,33 @@ class PlanDesk:
             self.bank_signers if signer_keys is None else signer_keys,
         )
         return self.client.confirm_payout(self.bank_oracle_key, payout, report, signatures)
+
+    def report_instruction_outcome(
+        self,
+        instruction_id: bytes,
+        outcome: m.InstructionState,
+        *,
+        reason_code: str = "AC01",
+        bank_reference: bytes | None = None,
+        signer_keys: Sequence[str] | None = None,
+    ) -> TxResult:
+        """The bank feed reports an instruction rejected, or its payment returned into custody."""
+        agreement_id = self.client.get_instruction(instruction_id).agreement_id
+        result = m.InstructionOutcome(
+            instruction_id=instruction_id,
+            outcome=outcome,
+            bank_reference=bank_reference or self.next_bank_reference(),
+            reason_code=m.label(reason_code),
+        )
+        report, signatures = self.client.make_report(
+            feed_id("bank_feed"),
+            agreement_id,
+            result,
+            self.bank_signers if signer_keys is None else signer_keys,
+        )
+        return self.client.report_instruction_outcome(
+            self.bank_oracle_key, result, report, signatures
+        )
 
     def reconcile_custody(
         self,

@@ -17,6 +17,7 @@ class Agreement:
     template_id: int
     state: int
     custody_bps: int
+    upfront_released: bool
     consumer: str
     expiry: int
     document_hash: bytes
@@ -44,6 +45,8 @@ class Ledger:
     insured_shortfall: int
     paid_to_merchant: int
     paid_to_consumer: int
+    instructed_to_merchant: int
+    instructed_to_consumer: int
 
     def unpaid_to_merchant(self) -> int:
         """What the merchant is entitled to and the bank has not paid out yet."""
@@ -53,9 +56,23 @@ class Ledger:
         """What custody refunds and the bank has not paid out yet."""
         return self.refunded - self.paid_to_consumer
 
+    def uninstructed_to_consumer(self) -> int:
+        """What custody refunds and no payment instruction has claimed yet."""
+        return self.refunded - self.instructed_to_consumer
+
     def is_conserved(self) -> bool:
         """deposited = frozen + released + refunded + upfront."""
         return self.deposited == self.frozen + self.released + self.refunded + self.upfront
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """Mirror of ``IAgreementBook.Instruction``: a registered payment out of custody."""
+
+    agreement_id: bytes
+    payee: int
+    state: int
+    amount: int
 
 
 @dataclass(frozen=True)

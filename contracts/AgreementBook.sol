@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IAgreementBook} from "./interfaces/IAgreementBook.sol";
+import {ICustodyDesk} from "./interfaces/ICustodyDesk.sol";
 import {IEvidenceRegistry} from "./interfaces/IEvidenceRegistry.sol";
 import {IInsurancePool} from "./interfaces/IInsurancePool.sol";
 import {IMembership} from "./interfaces/IMembership.sol";
@@ -17,14 +18,6 @@ import {RefundMath} from "./libraries/RefundMath.sol";
 /// @title AgreementBook
 /// @notice All of Yufu's prepaid agreements and their money, in one contract.
 contract AgreementBook is IAgreementBook, EIP712 {
-    /// A merchant's custody account as the book sees it; one storage slot.
-    struct CustodyAccount {
-        // Confirmed deposits minus confirmed payouts, in fen.
-        uint128 held;
-        // The last statement date reconciled, in days since 1970-01-01.
-        uint64 lastReconciledDay;
-    }
-
     bytes32 private constant AGREEMENT_TYPEHASH = keccak256(
         "Agreement(address merchant,address consumer,uint64 templateId,bytes32 documentHash,uint64 units,"
         "uint128 unitPrice,uint128 totalPaid,uint128 bonus,uint64 expiry,bytes32 salt)"
@@ -42,12 +35,12 @@ contract AgreementBook is IAgreementBook, EIP712 {
     IOracleHub private immutable _oracleHub;
     IEvidenceRegistry private immutable _evidence;
     IInsurancePool private immutable _insurance;
+    ICustodyDesk private immutable _custodyDesk;
 
     mapping(bytes32 agreementId => Agreement) private _agreements;
     mapping(bytes32 agreementId => Ledger) private _ledgers;
     mapping(address merchant => bytes32[] agreementIds) private _agreementsOf;
     mapping(bytes32 bankReference => bool used) private _bankReferenceUsed;
-    mapping(address merchant => CustodyAccount) private _custody;
 
     constructor(
         IMembership membership,
@@ -55,7 +48,8 @@ contract AgreementBook is IAgreementBook, EIP712 {
         IMerchantRegistry merchants,
         IOracleHub oracleHub,
         IEvidenceRegistry evidence,
-        IInsurancePool insurance
+        IInsurancePool insurance,
+        ICustodyDesk custodyDesk_
     ) EIP712("Yufu AgreementBook", "1") {
         _membership = membership;
         _templates = templates;
@@ -63,6 +57,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
         _oracleHub = oracleHub;
         _evidence = evidence;
         _insurance = insurance;
+        _custodyDesk = custodyDesk_;
     }
 
     // ---------------------------------------------------------------- signing
@@ -142,7 +137,6 @@ contract AgreementBook is IAgreementBook, EIP712 {
         uint128 frozen = uint128(RefundMath.frozenShare(funding.amount, custodyBps));
         uint128 upfront = funding.amount - frozen;
         _bankReferenceUsed[funding.bankReference] = true;
-        _custody[agreement.merchant].held += funding.amount;
         agreement.state = AgreementState.Active;
         agreement.custodyBps = custodyBps;
         // Funding time is when the chain learnt of the payment: never earlier than the payment,
@@ -152,10 +146,12 @@ contract AgreementBook is IAgreementBook, EIP712 {
         ledger.deposited = funding.amount;
         ledger.frozen = frozen;
         ledger.upfront = upfront;
+        // The upfront share waits in custody until the consumer can no longer cool off.
+        agreement.upfrontReleased = upfront == 0;
         emit AgreementFunded(agreementId, funding.bankReference, agreement.merchant, funding.amount, frozen, upfront, custodyBps);
-        if (upfront > 0) emit FundsReleased(agreementId, agreement.merchant, ReleaseReason.Upfront, upfront);
 
         // Interactions
+        _custodyDesk.deposit(agreement.merchant, agreementId, funding.amount);
         _evidence.anchor(digest, EvidenceKinds.AGREEMENT_FUNDED, agreementId);
     }
 
@@ -196,8 +192,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
         Agreement storage agreement = _active(agreementId);
         bytes32 digest = _checkConsumerRequest(agreement, agreementId, ConsumerAction.CoolingOff, deadline, consumerSignature);
         if (agreement.unitsConsumed != 0) revert AgreementBookAlreadyConsumed(agreementId, agreement.unitsConsumed);
-        uint64 endsAt =
-            agreement.fundedAt + uint64(_templates.getTemplate(agreement.templateId).coolingOffDays) * 1 days;
+        uint64 endsAt = _coolingOffEnd(agreement);
         if (block.timestamp > endsAt) revert AgreementBookCoolingOffOver(agreementId, endsAt);
 
         // Effects and interactions
@@ -282,78 +277,59 @@ contract AgreementBook is IAgreementBook, EIP712 {
         }
     }
 
-    // ---------------------------------------------------------------- payouts
+    // ---------------------------------------------------- payments out of custody
 
     /// @inheritdoc IAgreementBook
-    function confirmPayout(PayoutReport calldata payout, IOracleHub.Report calldata report, bytes[] calldata signatures)
+    function claimPayment(bytes32 agreementId, Payee payee, uint128 maxAmount)
         external
+        returns (address merchant, uint128 amount)
     {
         // Checks
-        _requireRole(IMembership.Role.Oracle);
-        bytes32 agreementId = payout.agreementId;
-        address merchant = _existing(agreementId).merchant;
-        _checkReport(report, agreementId, keccak256(abi.encode(payout)));
-        if (_bankReferenceUsed[payout.bankReference]) revert AgreementBookDuplicateBankReference(payout.bankReference);
-        Ledger storage ledger = _ledgers[agreementId];
-        uint128 outstanding = payout.payee == Payee.Merchant
-            ? ledger.upfront + ledger.released - ledger.paidToMerchant
-            : ledger.refunded - ledger.paidToConsumer;
-        if (payout.amount == 0 || payout.amount > outstanding) {
-            revert AgreementBookPayoutExceedsEntitlement(agreementId, payout.payee, outstanding, payout.amount);
-        }
-        bytes32 digest = _oracleHub.consume(report, signatures);
+        _requireCustodyDesk();
+        Agreement storage agreement = _existing(agreementId);
+        merchant = agreement.merchant;
+        // Nothing more is paid to a merchant in default until its consumers are whole.
+        if (payee == Payee.Merchant) _requireNotDefaulted(merchant);
 
         // Effects
-        _bankReferenceUsed[payout.bankReference] = true;
-        // The money left the custody account, whoever it went to.
-        _custody[merchant].held -= payout.amount;
-        if (payout.payee == Payee.Merchant) {
-            ledger.paidToMerchant += payout.amount;
-        } else {
-            ledger.paidToConsumer += payout.amount;
+        Ledger storage ledger = _ledgers[agreementId];
+        if (payee == Payee.Merchant && !agreement.upfrontReleased && _coolingOffOver(agreement)) {
+            _releaseUpfront(agreementId, agreement, ledger);
         }
-        emit PayoutConfirmed(agreementId, payout.bankReference, payout.payee, payout.amount, payout.instructionId);
-
-        // Interactions
-        _evidence.anchor(digest, EvidenceKinds.PAYOUT_CONFIRMED, agreementId);
+        uint128 due = payee == Payee.Merchant
+            ? (agreement.upfrontReleased ? ledger.upfront : 0) + ledger.released - ledger.instructedToMerchant
+            : ledger.refunded - ledger.instructedToConsumer;
+        amount = maxAmount < due ? maxAmount : due;
+        if (amount == 0) revert AgreementBookNothingToInstruct(agreementId, payee);
+        if (payee == Payee.Merchant) {
+            ledger.instructedToMerchant += amount;
+        } else {
+            ledger.instructedToConsumer += amount;
+        }
     }
 
-    // --------------------------------------------------------- reconciliation
+    /// @inheritdoc IAgreementBook
+    function recordPayout(bytes32 agreementId, Payee payee, uint128 amount) external {
+        _requireCustodyDesk();
+        Ledger storage ledger = _ledgers[agreementId];
+        if (payee == Payee.Merchant) {
+            ledger.paidToMerchant += amount;
+        } else {
+            ledger.paidToConsumer += amount;
+        }
+    }
 
     /// @inheritdoc IAgreementBook
-    function reconcileCustody(
-        CustodyReconciliation calldata reconciliation,
-        IOracleHub.Report calldata report,
-        bytes[] calldata signatures
-    ) external {
-        // Checks
-        _requireRole(IMembership.Role.Oracle);
-        address merchant = reconciliation.merchant;
-        if (_merchants.getMerchant(merchant).status == IMerchantRegistry.MerchantStatus.None) {
-            revert AgreementBookUnknownMerchant(merchant);
+    function releaseClaim(bytes32 agreementId, Payee payee, uint128 amount, bool returned) external {
+        _requireCustodyDesk();
+        Ledger storage ledger = _ledgers[agreementId];
+        if (payee == Payee.Merchant) {
+            ledger.instructedToMerchant -= amount;
+            if (returned) ledger.paidToMerchant -= amount;
+        } else {
+            ledger.instructedToConsumer -= amount;
+            if (returned) ledger.paidToConsumer -= amount;
         }
-        _checkReport(report, bytes32(uint256(uint160(merchant))), keccak256(abi.encode(reconciliation)));
-        if (reconciliation.statementHash == bytes32(0)) revert AgreementBookMissingStatementHash(merchant);
-        CustodyAccount storage account = _custody[merchant];
-        uint64 businessDay = reconciliation.businessDay;
-        // In date order only: the book's balance is today's, so an older statement would be
-        // compared with postings made after it and look like an anomaly.
-        if (businessDay <= account.lastReconciledDay) {
-            revert AgreementBookCustodyAlreadyReconciled(merchant, account.lastReconciledDay, businessDay);
-        }
-        _oracleHub.consume(report, signatures);
-
-        // Effects
-        account.lastReconciledDay = businessDay;
-        uint128 held = account.held;
-        uint128 statementBalance = reconciliation.statementBalance;
-        bytes32 statementHash = reconciliation.statementHash;
-        emit CustodyReconciled(merchant, businessDay, statementBalance, held, statementHash);
-        bool anomaly = held != statementBalance;
-        if (anomaly) emit CustodyAnomaly(merchant, businessDay, held, statementBalance);
-
-        // Interactions: the registry records the anomaly, raises the tier and anchors the statement.
-        if (anomaly) _merchants.flagCustodyAnomaly(merchant, statementHash);
     }
 
     // ------------------------------------------------------------------ views
@@ -447,13 +423,8 @@ contract AgreementBook is IAgreementBook, EIP712 {
     }
 
     /// @inheritdoc IAgreementBook
-    function custodyHeld(address merchant) external view returns (uint128) {
-        return _custody[merchant].held;
-    }
-
-    /// @inheritdoc IAgreementBook
-    function lastReconciledDay(address merchant) external view returns (uint64) {
-        return _custody[merchant].lastReconciledDay;
+    function custodyDesk() external view returns (address) {
+        return address(_custodyDesk);
     }
 
     // -------------------------------------------------------------- internals
@@ -525,6 +496,8 @@ contract AgreementBook is IAgreementBook, EIP712 {
             agreementId, record.sequence, merchant, record.units, record.amount, record.consumedAt, record.receiptHash, digest
         );
         Ledger storage ledger = _ledgers[agreementId];
+        // A used plan can no longer be cooled off: its upfront share is the merchant's now.
+        if (!agreement.upfrontReleased) _releaseUpfront(agreementId, agreement, ledger);
         uint256 total = uint256(agreement.totalPaid) + agreement.bonus;
         // The release is a derived counter: frozen-at-funding × consumed ÷ total, never beyond it.
         uint128 earned = uint128(
@@ -572,9 +545,15 @@ contract AgreementBook is IAgreementBook, EIP712 {
         ledger.refundDue = refund;
         if (reason != RefundReason.Default) ledger.merchantOwed = shortfall;
         agreement.state = state;
+        // What the refund left of a still-held upfront share is the merchant's now.
+        bool upfrontWasHeld = !agreement.upfrontReleased;
+        agreement.upfrontReleased = true;
         if (reclaimed > 0) emit EntitlementReclaimed(agreementId, agreement.merchant, reclaimed);
         emit RefundGranted(agreementId, agreement.consumer, reason, refund, fromFrozen + reclaimed, shortfall);
         if (leftOver > 0) emit FundsReleased(agreementId, agreement.merchant, ReleaseReason.Settlement, leftOver);
+        if (upfrontWasHeld && ledger.upfront > 0) {
+            emit FundsReleased(agreementId, agreement.merchant, ReleaseReason.Upfront, ledger.upfront);
+        }
         emit AgreementClosed(agreementId, state);
 
         // Interactions
@@ -587,8 +566,9 @@ contract AgreementBook is IAgreementBook, EIP712 {
         }
     }
 
-    /// Where a refund of `refund` comes from: the frozen share, then the merchant's entitlement
-    /// the bank still holds, and the shortfall nobody in custody can cover.
+    /// Where a refund of `refund` comes from: the frozen share, then the merchant's entitlement no
+    /// payment instruction has claimed (money instructed may be on its way out of custody), and
+    /// the shortfall nobody in custody can cover.
     function _refundSources(Ledger storage ledger, uint128 refund)
         private
         view
@@ -596,10 +576,24 @@ contract AgreementBook is IAgreementBook, EIP712 {
     {
         uint128 frozen = ledger.frozen;
         fromFrozen = refund < frozen ? refund : frozen;
-        uint128 unpaid = ledger.upfront + ledger.released - ledger.paidToMerchant;
+        uint128 uninstructed = ledger.upfront + ledger.released - ledger.instructedToMerchant;
         uint128 rest = refund - fromFrozen;
-        reclaimed = rest < unpaid ? rest : unpaid;
+        reclaimed = rest < uninstructed ? rest : uninstructed;
         shortfall = rest - reclaimed;
+    }
+
+    function _releaseUpfront(bytes32 agreementId, Agreement storage agreement, Ledger storage ledger) private {
+        agreement.upfrontReleased = true;
+        emit FundsReleased(agreementId, agreement.merchant, ReleaseReason.Upfront, ledger.upfront);
+    }
+
+    function _coolingOffEnd(Agreement storage agreement) private view returns (uint64) {
+        return agreement.fundedAt + uint64(_templates.getTemplate(agreement.templateId).coolingOffDays) * 1 days;
+    }
+
+    /// Whether the consumer can no longer cool off: the period passed or the plan was used.
+    function _coolingOffOver(Agreement storage agreement) private view returns (bool) {
+        return agreement.unitsConsumed != 0 || block.timestamp > _coolingOffEnd(agreement);
     }
 
     function _closeUnfunded(
@@ -652,6 +646,10 @@ contract AgreementBook is IAgreementBook, EIP712 {
         if (error != ECDSA.RecoverError.NoError || recovered != expected) {
             revert AgreementBookInvalidSignature(digest, expected, recovered);
         }
+    }
+
+    function _requireCustodyDesk() private view {
+        if (msg.sender != address(_custodyDesk)) revert AgreementBookUnauthorized(msg.sender);
     }
 
     function _requireRole(IMembership.Role role) private view {

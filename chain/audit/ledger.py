@@ -12,6 +12,8 @@ ledger without reading contract storage, following the contract's arithmetic:
   frozen money not refunded is released to the merchant; the reclaimed amount comes out of
   released first, then upfront; refunded grows by ``fromCustody``.
 - ``ClaimOpened``: the insured and the merchant-owed parts of a default's shortfall.
+- ``PaymentInstructed`` / ``PaymentRejected`` / ``PaymentReturned``: the register of payments out
+  of custody; a rejected or returned instruction is due again.
 - ``PayoutConfirmed``: what the bank paid to the merchant or the consumer.
 
 Each rebuilt ledger must conserve money — deposited = frozen + released + refunded + upfront —
@@ -51,13 +53,15 @@ LEDGER_FIELDS: tuple[str, ...] = (
     "insured_shortfall",
     "paid_to_merchant",
     "paid_to_consumer",
+    "instructed_to_merchant",
+    "instructed_to_consumer",
 )
 
 _GET_LEDGER = function_signature_to_4byte_selector("getLedger(bytes32)")
 _GET_AGREEMENT = function_signature_to_4byte_selector("getAgreement(bytes32)")
-_LEDGER_TYPE = "(uint128,uint128,uint128,uint128,uint128,uint128,uint128,uint128,uint128,uint128)"
+_LEDGER_TYPE = "(" + ",".join(["uint128"] * 12) + ")"
 _AGREEMENT_TYPE = (
-    "(address,uint64,uint8,uint16,address,uint64,bytes32,uint64,uint64,uint64,uint64,"
+    "(address,uint64,uint8,uint16,bool,address,uint64,bytes32,uint64,uint64,uint64,uint64,"
     "uint128,uint128,uint128,uint128)"
 )
 
@@ -200,6 +204,9 @@ class AgreementLedger:
     insured_shortfall: int = 0
     paid_to_merchant: int = 0
     paid_to_consumer: int = 0
+    instructed_to_merchant: int = 0
+    instructed_to_consumer: int = 0
+    upfront_released: bool = False
     funded_block: int | None = None
     closed_block: int | None = None
     # Set while a settlement's events arrive, in the order the contract emits them.
@@ -288,6 +295,8 @@ class LedgerBook:
     book: bytes
     insurance: bytes
     agreements: dict[bytes, AgreementLedger] = field(default_factory=dict)
+    # Registered payment instructions: id -> (agreement, payee, amount).
+    instructions: dict[bytes, tuple[AgreementLedger, int, int]] = field(default_factory=dict)
     violations: list[LedgerViolation] = field(default_factory=list)
     event_counts: dict[str, int] = field(default_factory=dict)
 
@@ -375,6 +384,7 @@ class LedgerBook:
         agreement.deposited = deposited
         agreement.frozen = frozen
         agreement.upfront = upfront
+        agreement.upfront_released = upfront == 0
         agreement.custody_bps = int(args["custodyBps"])
         agreement.state = int(AgreementState.ACTIVE)
         agreement.funded_block = event.block_number
@@ -412,6 +422,11 @@ class LedgerBook:
         reason = int(event.args["reason"])
         amount = int(event.args["amount"])
         if reason == _UPFRONT:
+            if agreement.upfront_released:
+                self._violation(
+                    agreement.agreement_id, event, "upfront share released once", "once", "again"
+                )
+            agreement.upfront_released = True
             if amount != agreement.upfront:
                 self._violation(
                     agreement.agreement_id,
@@ -521,6 +536,53 @@ class LedgerBook:
         agreement.state = int(event.args["state"])
         agreement.closed_block = event.block_number
 
+    def _on_PaymentInstructed(self, event: DecodedEvent) -> None:  # noqa: N802
+        agreement = self._known(event)
+        if agreement is None:
+            return
+        amount = int(event.args["amount"])
+        payee = int(event.args["payee"])
+        self.instructions[bytes(event.args["instructionId"])] = (agreement, payee, amount)
+        if payee == Payee.MERCHANT:
+            agreement.instructed_to_merchant += amount
+            due = (agreement.upfront if agreement.upfront_released else 0) + agreement.released
+            instructed, rule = agreement.instructed_to_merchant, "merchant instructed within due"
+        else:
+            agreement.instructed_to_consumer += amount
+            due = agreement.refunded
+            instructed, rule = agreement.instructed_to_consumer, "consumer instructed within refund"
+        if instructed > due:
+            self._violation(agreement.agreement_id, event, rule, f"at most {due}", str(instructed))
+
+    def _on_PaymentRejected(self, event: DecodedEvent) -> None:  # noqa: N802
+        self._instruction_undone(event, returned=False)
+
+    def _on_PaymentReturned(self, event: DecodedEvent) -> None:  # noqa: N802
+        self._instruction_undone(event, returned=True)
+
+    def _instruction_undone(self, event: DecodedEvent, *, returned: bool) -> None:
+        """A rejected or returned instruction's amount is due again, and not instructed."""
+        known = self.instructions.get(bytes(event.args["instructionId"]))
+        if known is None:
+            self._violation(
+                bytes(event.args["agreementId"]),
+                event,
+                f"{event.name} of a registered instruction",
+                "registered",
+                "unknown",
+            )
+            return
+        agreement, payee, amount = known
+        if payee == Payee.MERCHANT:
+            agreement.instructed_to_merchant -= amount
+            if returned:
+                agreement.paid_to_merchant -= amount
+        else:
+            agreement.instructed_to_consumer -= amount
+            if returned:
+                agreement.paid_to_consumer -= amount
+        self._check_non_negative(agreement, event)
+
     def _on_PayoutConfirmed(self, event: DecodedEvent) -> None:  # noqa: N802
         agreement = self._known(event)
         if agreement is None:
@@ -620,7 +682,7 @@ def decode_agreement(output: bytes) -> v.Agreement:
     """The output of ``getAgreement``."""
     values = list(abi_decode([_AGREEMENT_TYPE], output)[0])
     values[0] = to_checksum_address(values[0])
-    values[4] = to_checksum_address(values[4])
+    values[5] = to_checksum_address(values[5])
     return v.Agreement(*values)
 
 

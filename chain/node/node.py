@@ -41,10 +41,11 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_typing import BlockNumber, Hash32
-from eth_utils import function_signature_to_4byte_selector, keccak, to_canonical_address
+from eth_utils import function_signature_to_4byte_selector, to_canonical_address
 from eth_utils.exceptions import ValidationError
 
 from chain.config import DevnetConfig
+from chain.deploy import contract_address
 from chain.messages import recover_signer
 from chain.node.errors import (
     ExecutionReverted,
@@ -76,11 +77,6 @@ _TRANSACTION_ALLOWED = function_signature_to_4byte_selector(
     "transactionAllowed(address,address,uint256,uint256,uint256,bytes)"
 )
 _GET_VALIDATORS = function_signature_to_4byte_selector("getValidators()")
-
-
-def contract_address(deployer: bytes, nonce: int) -> bytes:
-    """The address a CREATE by ``deployer`` at ``nonce`` gets."""
-    return keccak(rlp.encode([deployer, nonce]))[12:]
 
 
 @dataclass

@@ -41,6 +41,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.concurrency import run_in_threadpool
 
+from chain.deploy import contract_address
 from chain.node.errors import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -51,7 +52,7 @@ from chain.node.errors import (
     NodeError,
     NotFound,
 )
-from chain.node.node import PRIORITY_FEE_WEI, YufuNode, contract_address
+from chain.node.node import PRIORITY_FEE_WEI, YufuNode
 from chain.node.proofs import account_proof
 from chain.node.store import LogRecord, Seal
 

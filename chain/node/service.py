@@ -20,9 +20,9 @@ from web3 import Web3
 
 from chain.client import SYSTEM_CONTRACTS, SystemAddresses, YufuClient
 from chain.config import DevnetConfig, Validator
-from chain.deploy import DeployedSystem, deploy_system, template_terms
+from chain.deploy import DeployedSystem, contract_address, deploy_system, template_terms
 from chain.errors import ChainError
-from chain.node.node import MAX_TRANSACTIONS_PER_BLOCK, YufuNode, contract_address
+from chain.node.node import MAX_TRANSACTIONS_PER_BLOCK, YufuNode
 from chain.node.rpc import create_app, mempool_size
 from chain.serving import ServerControl, serve_app
 

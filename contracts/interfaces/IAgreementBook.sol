@@ -6,12 +6,13 @@ import {IOracleHub} from "./IOracleHub.sol";
 
 /// @title IAgreementBook
 /// @notice Every prepaid plan on Yufu: signing, funding into custody, consumption and release,
-/// cooling-off, early termination, expiry, default, the bank's payout confirmations, and the daily
-/// reconciliation of each merchant's custody account against the bank's statement.
+/// cooling-off, early termination, expiry and default — who is entitled to what, per plan.
 /// @dev Amounts are integer fen. No money moves on chain: the bank holds it, the book records who
 /// is entitled to what. For every agreement, always:
 /// deposited = frozen + released + refunded + upfront.
-/// For every merchant, always: custodyHeld = Σ deposited − Σ (paidToMerchant + paidToConsumer).
+/// Money leaves custody only through the custody desk ({ICustodyDesk}): each payment is first
+/// an instruction registered there, claiming its amount from this book; a settlement takes back
+/// only entitlement no instruction has claimed, so no fen can be paid twice.
 interface IAgreementBook {
     /// @notice An agreement's life-cycle state. States after `Active` are terminal.
     enum AgreementState {
@@ -79,6 +80,9 @@ interface IAgreementBook {
         uint64 templateId;
         AgreementState state;
         uint16 custodyBps;
+        // Whether the upfront share became the merchant's: it waits in custody until the
+        // cooling-off period ends (or the first consumption ends the right to cool off).
+        bool upfrontReleased;
         address consumer;
         uint64 expiry;
         bytes32 documentHash;
@@ -103,6 +107,9 @@ interface IAgreementBook {
     /// @param insuredShortfall Refund the insurance pool promised to pay.
     /// @param paidToMerchant Payouts to the merchant the bank confirmed.
     /// @param paidToConsumer Refund payouts from custody the bank confirmed.
+    /// @param instructedToMerchant Payment instructions to the merchant registered and not
+    /// rejected or returned (paid or still with the bank).
+    /// @param instructedToConsumer The same for refunds to the consumer.
     struct Ledger {
         uint128 deposited;
         uint128 frozen;
@@ -114,6 +121,8 @@ interface IAgreementBook {
         uint128 insuredShortfall;
         uint128 paidToMerchant;
         uint128 paidToConsumer;
+        uint128 instructedToMerchant;
+        uint128 instructedToConsumer;
     }
 
     /// @notice One delivered unit of service, signed by merchant and consumer (EIP-712 `ConsumptionRecord`).
@@ -132,27 +141,6 @@ interface IAgreementBook {
         uint128 amount;
         bytes32 bankReference;
         uint64 paidAt;
-    }
-
-    /// @notice The bank's report that it paid a release or a refund out of custody.
-    struct PayoutReport {
-        bytes32 agreementId;
-        Payee payee;
-        uint128 amount;
-        bytes32 bankReference;
-        bytes32 instructionId;
-    }
-
-    /// @notice The bank's end-of-day statement of a merchant's custody account.
-    /// @param merchant The merchant whose custody account the statement is of.
-    /// @param businessDay The statement's date, as days since 1970-01-01.
-    /// @param statementBalance The statement's closing balance, in fen.
-    /// @param statementHash SHA-256 of the raw camt.053 statement file, kept off chain as evidence.
-    struct CustodyReconciliation {
-        address merchant;
-        uint64 businessDay;
-        uint128 statementBalance;
-        bytes32 statementHash;
     }
 
     /// @notice The caller may not do this.
@@ -205,18 +193,10 @@ interface IAgreementBook {
     error AgreementBookNotExpired(bytes32 agreementId, uint64 expiry);
     /// @notice The merchant has not been declared in default.
     error AgreementBookMerchantNotDefaulted(address merchant);
-    /// @notice The payout exceeds what the payee is entitled to and not yet paid.
-    error AgreementBookPayoutExceedsEntitlement(bytes32 agreementId, Payee payee, uint128 outstanding, uint128 amount);
     /// @notice A batch's arrays differ in length, or the batch is empty.
     error AgreementBookBatchMismatch(uint256 records, uint256 merchantSignatures, uint256 consumerSignatures);
-    /// @notice The merchant registry has no merchant at this address.
-    error AgreementBookUnknownMerchant(address merchant);
-    /// @notice A custody reconciliation must carry the statement file's hash.
-    error AgreementBookMissingStatementHash(address merchant);
-    /// @notice The merchant's custody was already reconciled for `lastReconciledDay`, which is not
-    /// before `businessDay`: statements are reconciled once each, in date order.
-    error AgreementBookCustodyAlreadyReconciled(address merchant, uint64 lastReconciledDay, uint64 businessDay);
-
+    /// @notice Nothing is due to `payee` that is not instructed already.
+    error AgreementBookNothingToInstruct(bytes32 agreementId, Payee payee);
     /// @notice Emitted when both parties' signed terms were recorded.
     event AgreementOpened(
         bytes32 indexed agreementId,
@@ -255,8 +235,8 @@ interface IAgreementBook {
     event FundsReleased(
         bytes32 indexed agreementId, address indexed merchant, ReleaseReason indexed reason, uint128 amount
     );
-    /// @notice Emitted when a settlement took back money the merchant was entitled to but the
-    /// bank had not paid out yet; the bank must not pay it to the merchant.
+    /// @notice Emitted when a settlement took back money the merchant was entitled to and no
+    /// payment instruction had claimed yet.
     event EntitlementReclaimed(bytes32 indexed agreementId, address indexed merchant, uint128 amount);
     /// @notice Emitted when a refund was granted; the bank pays `fromCustody`.
     event RefundGranted(
@@ -269,26 +249,6 @@ interface IAgreementBook {
     );
     /// @notice Emitted when an agreement reached a terminal state.
     event AgreementClosed(bytes32 indexed agreementId, AgreementState indexed state);
-    /// @notice Emitted when the bank confirmed a payout.
-    event PayoutConfirmed(
-        bytes32 indexed agreementId, bytes32 indexed bankReference, Payee indexed payee, uint128 amount,
-        bytes32 instructionId
-    );
-    /// @notice Emitted when the bank's end-of-day statement of a merchant's custody account was
-    /// compared with the custody the book holds for the merchant.
-    event CustodyReconciled(
-        address indexed merchant,
-        uint64 indexed businessDay,
-        uint128 statementBalance,
-        uint128 custodyHeld,
-        bytes32 statementHash
-    );
-    /// @notice Emitted when the statement's closing balance differs from the custody the book
-    /// holds; the merchant's risk tier is raised to at least High.
-    event CustodyAnomaly(
-        address indexed merchant, uint64 indexed businessDay, uint128 custodyHeld, uint128 statementBalance
-    );
-
     /// @notice Records a plan both parties signed.
     /// @dev Emits {AgreementOpened}. Anchors the agreement id, which commits to the document hash.
     /// Requirements:
@@ -308,8 +268,10 @@ interface IAgreementBook {
     ) external returns (bytes32 agreementId);
 
     /// @notice Activates a plan once the bank reports the payment in custody.
-    /// @dev Emits {AgreementFunded} and, when part of the payment is not frozen, {FundsReleased}.
-    /// The custody ratio is fixed now: the template's minimum raised to the merchant's tier floor.
+    /// @dev Emits {AgreementFunded}. The custody ratio is fixed now: the template's minimum raised
+    /// to the merchant's tier floor. The upfront (not frozen) share stays in custody until the
+    /// cooling-off period ends or the first consumption ends the right to cool off; only then is
+    /// it released ({FundsReleased} with reason Upfront).
     /// Requirements:
     /// - The caller is an oracle; the report is a valid bank-feed report about the agreement
     ///   carrying keccak256(abi.encode(funding)).
@@ -322,7 +284,8 @@ interface IAgreementBook {
     ) external;
 
     /// @notice Records one consumption and releases the frozen money it earned.
-    /// @dev Emits {ConsumptionRecorded}, {FundsReleased} when money was earned, and
+    /// @dev Emits {ConsumptionRecorded}, {FundsReleased} when money was earned (and, at the first
+    /// record, for the upfront share), and
     /// {AgreementClosed} when the plan is used up.
     /// Requirements:
     /// - The caller is the merchant or an operator.
@@ -345,9 +308,9 @@ interface IAgreementBook {
     ) external;
 
     /// @notice Cancels an unused plan within its cooling-off period: the whole payment is refunded.
-    /// @dev Emits {RefundGranted}, {EntitlementReclaimed} when the bank still held the merchant's
-    /// upfront share, and {AgreementClosed}. Custody pays first, then the merchant's entitlement
-    /// not yet paid out; what the merchant was already paid becomes `merchantOwed`.
+    /// @dev Emits {RefundGranted}, {EntitlementReclaimed} (the upfront share, still held) and
+    /// {AgreementClosed}. The upfront share is never released before the cooling-off period
+    /// ends, so custody always covers the whole refund.
     /// Requirements: the caller is the merchant or an operator; the consumer signed a
     /// `ConsumerRequest` (CoolingOff) not past its deadline; the plan is Active, unused, and
     /// within the template's cooling-off days of funding; the merchant is not in default (use
@@ -357,7 +320,7 @@ interface IAgreementBook {
     /// @notice Ends a plan early at the consumer's request, refunding by the template's formula.
     /// @dev Emits {RefundGranted}, {EntitlementReclaimed} or {FundsReleased} (custody left over),
     /// and {AgreementClosed}. The refund is paid from custody, then from the merchant's
-    /// entitlement not yet paid out; the rest is `merchantOwed`.
+    /// entitlement no instruction has claimed; the rest is `merchantOwed`.
     /// Requirements: the caller is the merchant or an operator; the consumer signed a
     /// `ConsumerRequest` (Terminate) not past its deadline; the plan is Active; the merchant is
     /// not in default (use {settleDefault}).
@@ -375,47 +338,30 @@ interface IAgreementBook {
     /// Requirements: the caller is a member; each plan's merchant is Defaulted.
     function settleDefault(bytes32[] calldata agreementIds) external;
 
-    /// @notice Records the bank's confirmation that it paid a release or a refund.
-    /// @dev Emits {PayoutConfirmed}.
-    /// Requirements: the caller is an oracle; a valid bank-feed report about the agreement carrying
-    /// keccak256(abi.encode(payout)); the bank reference is new; the amount is positive and within
-    /// what the payee is entitled to and not yet paid.
-    function confirmPayout(PayoutReport calldata payout, IOracleHub.Report calldata report, bytes[] calldata signatures)
-        external;
+    /// @notice The custody desk claims, for a payment instruction, what is due to `payee` and no
+    /// instruction has claimed yet, up to `maxAmount`. A settlement never takes back a claimed fen.
+    /// @dev Emits {FundsReleased} (Upfront) first when the cooling-off period is over and the
+    /// upfront share was still held. Due to the merchant: upfront (once released) + released −
+    /// instructed; due to the consumer: refunded − instructed.
+    /// Requirements: the caller is the custody desk; the agreement exists; something is due; a
+    /// merchant in default is paid nothing more.
+    /// @return merchant The agreement's merchant, whose custody account pays.
+    /// @return amount What was claimed, at most `maxAmount`.
+    function claimPayment(bytes32 agreementId, Payee payee, uint128 maxAmount)
+        external
+        returns (address merchant, uint128 amount);
 
-    /// @notice Compares the bank's end-of-day statement of a merchant's custody account with the
-    /// custody the book holds for the merchant ({custodyHeld}).
-    /// @dev Emits {CustodyReconciled}; when the balances differ also {CustodyAnomaly}, and the
-    /// merchant registry records the anomaly, raises the merchant's tier to at least High and
-    /// anchors the statement hash (`IMerchantRegistry.flagCustodyAnomaly`). A mismatch is
-    /// recorded, never refused: the bank's statement may itself be wrong; the regulator decides.
-    /// Requirements:
-    /// - The caller is an oracle; the report is a valid bank-feed report whose subject is the
-    ///   merchant as bytes32 and whose payload hash is keccak256(abi.encode(reconciliation)).
-    /// - The merchant is known to the merchant registry; the statement hash is not zero (and, when
-    ///   the balances differ, not anchored by a system contract before).
-    /// - `businessDay` is after the last day reconciled for the merchant (each statement once, in
-    ///   date order: the book's balance is today's and can only be compared with the latest
-    ///   statement).
-    /// @param reconciliation The statement's merchant, date, closing balance and file hash.
-    /// @param report The bank feed's report carrying the reconciliation.
-    /// @param signatures The bank feed signers' signatures over the report.
-    function reconcileCustody(
-        CustodyReconciliation calldata reconciliation,
-        IOracleHub.Report calldata report,
-        bytes[] calldata signatures
-    ) external;
+    /// @notice The custody desk records that the bank paid a claimed amount.
+    /// @dev Requirements: the caller is the custody desk.
+    function recordPayout(bytes32 agreementId, Payee payee, uint128 amount) external;
 
-    /// @notice The money still in `merchant`'s custody account by the chain's books, in fen:
-    /// every deposit the bank confirmed minus every payout it confirmed (to the merchant or to
-    /// consumers).
-    /// @dev Not frozen money alone: entitlements released on chain but not yet paid by the bank
-    /// are still in the account, so this is what the bank's statement balance should equal.
-    function custodyHeld(address merchant) external view returns (uint128);
+    /// @notice The custody desk gives a claim back: its instruction was rejected, or its payment
+    /// (counted paid) came back into custody (`returned`). The amount is due again.
+    /// @dev Requirements: the caller is the custody desk.
+    function releaseClaim(bytes32 agreementId, Payee payee, uint128 amount, bool returned) external;
 
-    /// @notice The last business day (days since 1970-01-01) the merchant's custody was
-    /// reconciled for, 0 if never.
-    function lastReconciledDay(address merchant) external view returns (uint64);
+    /// @notice The custody desk this book works with.
+    function custodyDesk() external view returns (address);
 
     /// @notice What terminating the plan now would refund: total, from custody, and the shortfall.
     function previewRefund(bytes32 agreementId)

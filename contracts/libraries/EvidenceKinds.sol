@@ -21,6 +21,8 @@ library EvidenceKinds {
     uint16 internal constant DEFAULT_SETTLED = 36;
     uint16 internal constant PAYOUT_CONFIRMED = 37;
     uint16 internal constant CUSTODY_ANOMALY = 38;
+    uint16 internal constant PAYMENT_INSTRUCTED = 39;
+    uint16 internal constant PAYMENT_OUTCOME = 43;
     uint16 internal constant POLICY_WRITTEN = 40;
     uint16 internal constant CLAIM_OPENED = 41;
     uint16 internal constant CLAIM_PAID = 42;

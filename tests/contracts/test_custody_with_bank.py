@@ -94,6 +94,19 @@ class BankReport:
 
 
 @dataclass
+class _Due:
+    """What the oracle's pass asks for, shaped like the release event it otherwise reads."""
+
+    agreement_id: bytes
+    amount: int
+    name: str = "FundsReleased"
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return {"agreementId": self.agreement_id, "amount": self.amount}
+
+
+@dataclass
 class Bank:
     """The custody bank: balances, and what it paid per plan and instruction."""
 
@@ -106,7 +119,9 @@ class Bank:
 class CustodyWithBankMachine(RuleBasedStateMachine):
     """Plans' money flows interleaved with a late, refusing, repeating custody bank."""
 
-    def __init__(self, backend: Any, desk: PlanDesk, merchants: list[Merchant], consumers: list[str]):
+    def __init__(
+        self, backend: Any, desk: PlanDesk, merchants: list[Merchant], consumers: list[str]
+    ) -> None:
         super().__init__()
         self.backend = backend
         self.snapshot_id = backend.snapshot()
@@ -157,7 +172,11 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ the oracle
 
     def _register(self, event: Any) -> None:
-        """The oracle turns one entitlement event into a payment instruction."""
+        """The oracle asks the chain to register one entitlement event as an instruction.
+
+        The chain instructs what is still due, up to the event's amount; it refuses when a
+        settlement took the entitlement back first (nothing to pay, nothing sent to the bank).
+        """
         agreement_id = bytes(event.args["agreementId"])
         if event.name == "FundsReleased":
             payee, amount = m.Payee.MERCHANT, int(event.args["amount"])
@@ -165,21 +184,46 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
             payee, amount = m.Payee.CONSUMER, int(event.args["fromCustody"])
         if amount == 0:
             return
-        merchant = self.client.get_agreement(agreement_id).merchant
+        try:
+            instruction_id, result = self.desk.instruct_payment(agreement_id, payee, amount)
+        except ContractRevert as refusal:
+            assert refusal.error in (
+                "AgreementBookNothingToInstruct",
+                "AgreementBookMerchantStopped",
+            ), str(refusal)
+            return
+        self._seen(result)
+        instructed = result.event("PaymentInstructed").args
+        assert 0 < instructed["amount"] <= amount
         self.instructions.append(
-            Instruction(self._fresh("instruction"), agreement_id, merchant, payee, amount)
+            Instruction(
+                instruction_id,
+                agreement_id,
+                instructed["merchant"],
+                payee,
+                int(instructed["amount"]),
+            )
         )
 
     def _report(self, report: BankReport) -> None:
         """The bank feed carries one bank fact to the chain."""
         instruction = report.instruction
-        self.desk.confirm_payout(
-            instruction.agreement_id,
-            instruction.payee,
-            instruction.amount,
-            bank_reference=report.bank_reference,
-            instruction_id=instruction.instruction_id,
-        )
+        if report.kind == "paid":
+            self.desk.confirm_payout(
+                instruction.agreement_id,
+                instruction.payee,
+                instruction.amount,
+                bank_reference=report.bank_reference,
+                instruction_id=instruction.instruction_id,
+            )
+        else:
+            self.desk.report_instruction_outcome(
+                instruction.instruction_id,
+                m.InstructionState.REJECTED
+                if report.kind == "rejected"
+                else m.InstructionState.RETURNED,
+                bank_reference=report.bank_reference,
+            )
 
     # ------------------------------------------------------------ rules: plans
 
@@ -266,6 +310,17 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
         event = self.unread.pop(data.draw(st.integers(0, len(self.unread) - 1), label="event"))
         self._register(event)
 
+    @precondition(lambda self: self.plans)
+    @rule(data=st.data())
+    def oracle_pass_over_a_plan(self, data: st.DataObject) -> None:
+        """The oracle's periodic pass asks for whatever is due to a plan's merchant.
+
+        This is how a held upfront share is paid once the cooling-off period is over.
+        """
+        plan = data.draw(st.sampled_from(self.plans), label="plan passed over")
+        event = _Due(plan.agreement_id, plan.paid)
+        self._register(event)  # type: ignore[arg-type]
+
     @precondition(lambda self: self._outstanding("instructed"))
     @rule(data=st.data(), outcome=st.sampled_from(["pay", "pay", "reject"]))
     def bank_executes(self, data: st.DataObject, outcome: str) -> None:
@@ -283,6 +338,23 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
             self.reports.append(BankReport("paid", instruction, self._fresh("bank reference")))
         else:
             instruction.state = "rejected"
+            self.reports.append(BankReport("rejected", instruction, self._fresh("pain.002")))
+
+    @precondition(lambda self: self._outstanding("paid"))
+    @rule(data=st.data())
+    def payment_comes_back(self, data: st.DataObject) -> None:
+        """The payee's bank returns a payment (closed account): the money is in custody again."""
+        instruction = data.draw(st.sampled_from(self._outstanding("paid")), label="returned")
+        paid_report = next(
+            r for r in self.reports if r.instruction is instruction and r.kind == "paid"
+        )
+        if not paid_report.delivered:
+            return  # the bank feed reports in booking order: the payout first
+        instruction.state = "returned"
+        self.bank.balance[instruction.merchant] += instruction.amount
+        self.bank.paid_out[instruction.agreement_id] -= instruction.amount
+        self.bank.paid_to[(instruction.agreement_id, instruction.payee)] -= instruction.amount
+        self.reports.append(BankReport("returned", instruction, self._fresh("return reference")))
 
     @precondition(lambda self: any(report.delivered == 0 for report in self.reports))
     @rule(data=st.data())
@@ -301,7 +373,10 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
         report = data.draw(st.sampled_from(delivered), label="repeated report")
         with pytest.raises(ContractRevert) as caught:
             self._report(report)
-        assert caught.value.error == "AgreementBookDuplicateBankReference", str(caught.value)
+        assert caught.value.error in (
+            "CustodyDeskDuplicateBankReference",
+            "CustodyDeskInstructionNotOutstanding",
+        ), str(caught.value)
 
     # ------------------------------------------------------------ invariants
 
@@ -311,6 +386,8 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
         for report in self.reports:
             if report.delivered == 0 and report.kind == "paid":
                 unreported[report.instruction.merchant] += report.instruction.amount
+            if report.delivered == 0 and report.kind == "returned":
+                unreported[report.instruction.merchant] -= report.instruction.amount
         for merchant in self.merchants:
             held = self.client.custody_held(merchant.address)
             assert self.bank.balance[merchant.address] == held - unreported[merchant.address], (
@@ -328,6 +405,10 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
             assert paid_out <= plan.paid, f"plan paid out {paid_out} of {plan.paid}"
             assert to_consumer <= min(plan.paid, ledger.refunded), "consumer paid beyond refund"
             assert to_merchant <= ledger.upfront + ledger.released, "merchant paid beyond due"
+            if self.client.get_agreement(plan.agreement_id).state == State.COOLED_OFF:
+                assert ledger.refunded == plan.paid and ledger.merchant_owed == 0, (
+                    f"a cooling-off must refund all from custody: {ledger}"
+                )
             assert ledger.deposited == (
                 ledger.frozen + ledger.released + ledger.refunded + ledger.upfront
             ), f"money not conserved: {ledger}"
