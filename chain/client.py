@@ -715,7 +715,7 @@ class YufuClient:
         report: m.OracleReport,
         signatures: Sequence[bytes],
     ) -> TxResult:
-        """Submit the bank feed's report that an instruction was rejected or its payment returned."""
+        """Submit the bank feed's report that an instruction was rejected or its money returned."""
         function = self.custody.functions.reportInstructionOutcome(
             outcome.as_abi(), report.as_abi(), list(signatures)
         )

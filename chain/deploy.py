@@ -180,7 +180,7 @@ def deploy_system(w3: Web3, config: DevnetConfig) -> DeployedSystem:
     # The book and the custody desk know each other: the desk is deployed two transactions
     # after the book, so its address is the regulator's CREATE address at that nonce.
     regulator_account = to_canonical_address(regulator.address)
-    book_nonce = w3.eth.get_transaction_count(regulator.address, "pending")
+    book_nonce = w3.eth.get_transaction_count(to_checksum_address(regulator.address), "pending")
     custody_address = to_checksum_address(contract_address(regulator_account, book_nonce + 2))
     book = deploy(
         "AgreementBook",

@@ -282,7 +282,6 @@ class PlanDesk:
         signer_keys: Sequence[str] | None = None,
     ) -> TxResult:
         """The bank feed reports an instruction rejected, or its payment returned into custody."""
-        agreement_id = self.client.get_instruction(instruction_id).agreement_id
         result = m.InstructionOutcome(
             instruction_id=instruction_id,
             outcome=outcome,
@@ -291,7 +290,7 @@ class PlanDesk:
         )
         report, signatures = self.client.make_report(
             feed_id("bank_feed"),
-            agreement_id,
+            instruction_id,
             result,
             self.bank_signers if signer_keys is None else signer_keys,
         )

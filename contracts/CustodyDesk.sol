@@ -126,7 +126,7 @@ contract CustodyDesk is ICustodyDesk {
         if (returned && _bankReferenceUsed[outcome.bankReference]) {
             revert CustodyDeskDuplicateBankReference(outcome.bankReference);
         }
-        bytes32 digest = _consumeBankReport(report, signatures, agreementId, keccak256(abi.encode(outcome)));
+        bytes32 digest = _consumeBankReport(report, signatures, instructionId, keccak256(abi.encode(outcome)));
 
         // Effects
         instruction.state = outcome.outcome;

@@ -9,9 +9,14 @@ Three duties, each driven by a durable cursor (see docs/decisions/0008):
   A statement first handles any of its entries never notified (a dropped notification), then
   queues the custody reconciliation of its account's merchant. Whatever cannot be matched is
   parked for the regulator.
-- **Chain → bank.** ``FundsReleased`` and ``RefundGranted`` events become payment instructions,
-  one ``pain.001`` each, identified by the event (:func:`instruction_id`); the bank refuses a
-  repeated message id, so resending after a crash never pays twice.
+- **Chain → bank.** The chain is the register of payment instructions (decision 0010). A
+  ``FundsReleased`` or ``RefundGranted`` event, or a funded plan's upfront share once its
+  cooling-off period is over, makes the oracle ask the custody desk to register an instruction
+  (``instructPayment``, id from the event: :func:`instruction_id`); only a ``PaymentInstructed``
+  event read back from the chain becomes a ``pain.001``, with the amount the chain registered.
+  A settlement can therefore never take back money already on its way to the bank. The bank
+  refuses a repeated message id, so resending after a crash never pays twice; an instruction the
+  bank rejects is reported back (``reportInstructionOutcome``), which makes its amount due again.
 - The chain actions go through the bank feed's :class:`~oracle.outbox.Outbox`.
 """
 
@@ -48,6 +53,7 @@ ZERO_ADDRESS = "0x" + "00" * 20
 HTTP_TIMEOUT = 10.0
 # Events read from the chain per eth_getLogs call, at most.
 LOG_WINDOW_BLOCKS = 2_000
+SECONDS_PER_DAY = 86_400
 
 
 def bank_reference_hash(reference: str) -> bytes:
@@ -90,25 +96,47 @@ PAYOUT = ActionKind(
     feed=FEED,
     message=m.PayoutReport,
     subject=lambda payout: payout.agreement_id,
-    build=lambda client, payout, report, sigs: client.book.functions.confirmPayout(
+    build=lambda client, payout, report, sigs: client.custody.functions.confirmPayout(
         payout.as_abi(), report.as_abi(), sigs
     ),
-    already_done=frozenset({"AgreementBookDuplicateBankReference"}),
+    already_done=frozenset({"CustodyDeskDuplicateBankReference"}),
 )
 RECONCILIATION = ActionKind(
     name="reconcile_custody",
     feed=FEED,
     message=m.CustodyReconciliation,
     subject=lambda r: m.address_subject(r.merchant),
-    build=lambda client, r, report, sigs: client.book.functions.reconcileCustody(
+    build=lambda client, r, report, sigs: client.custody.functions.reconcileCustody(
         r.as_abi(), report.as_abi(), sigs
     ),
-    already_done=frozenset({"AgreementBookCustodyAlreadyReconciled"}),
+    already_done=frozenset({"CustodyDeskAlreadyReconciled"}),
     # The statement sums up every posting before it: those must be on chain first, even one
     # that reverted and was queued again.
     barrier=True,
 )
-BANK_KINDS = (FUNDING, PAYOUT, RECONCILIATION)
+INSTRUCTION = ActionKind(
+    name="instruct_payment",
+    feed=FEED,
+    message=m.PaymentInstruction,
+    subject=lambda instruction: instruction.agreement_id,
+    build=lambda client, instruction, report, sigs: client.custody.functions.instructPayment(
+        instruction.as_abi(), report.as_abi(), sigs
+    ),
+    # Registered before a crash; or nothing is due any more (a settlement took the entitlement
+    # back before the instruction, or an earlier instruction covered it): nothing to pay.
+    already_done=frozenset({"CustodyDeskInstructionExists", "AgreementBookNothingToInstruct"}),
+)
+OUTCOME = ActionKind(
+    name="report_instruction_outcome",
+    feed=FEED,
+    message=m.InstructionOutcome,
+    subject=lambda outcome: outcome.instruction_id,
+    build=lambda client, outcome, report, sigs: client.custody.functions.reportInstructionOutcome(
+        outcome.as_abi(), report.as_abi(), sigs
+    ),
+    already_done=frozenset({"CustodyDeskInstructionNotOutstanding"}),
+)
+BANK_KINDS = (FUNDING, PAYOUT, RECONCILIATION, INSTRUCTION, OUTCOME)
 
 
 @dataclass(frozen=True)
@@ -138,12 +166,15 @@ class BankOracle:
         self.outbox = outbox
         self.bank = bank
         self.http = http or requests.Session()
-        book = client.book
-        self._release_topic = Web3.keccak(text="FundsReleased(bytes32,address,uint8,uint128)")
-        self._refund_topic = Web3.keccak(
-            text="RefundGranted(bytes32,address,uint8,uint128,uint128,uint128)"
-        )
-        self._book_address = book.address
+        self._topics = [
+            Web3.keccak(text="FundsReleased(bytes32,address,uint8,uint128)"),
+            Web3.keccak(text="RefundGranted(bytes32,address,uint8,uint128,uint128,uint128)"),
+            Web3.keccak(
+                text="AgreementFunded(bytes32,bytes32,address,uint128,uint128,uint128,uint16)"
+            ),
+            Web3.keccak(text="PaymentInstructed(bytes32,bytes32,uint8,uint128,address)"),
+        ]
+        self._addresses = [client.book.address, client.custody.address]
         self._window = LOG_WINDOW_BLOCKS
 
     def step(self) -> None:
@@ -157,6 +188,7 @@ class BankOracle:
         for stage in (
             self.read_bank_files,
             self.read_chain_events,
+            self.queue_due_upfronts,
             self.send_instructions,
             self.outbox.pump,
         ):
@@ -381,7 +413,12 @@ class BankOracle:
     # ------------------------------------------------------------ chain → bank
 
     def read_chain_events(self) -> int:
-        """Turn new releases and refunds into payment instructions; returns how many."""
+        """Read new entitlements and registered instructions; returns instructions registered.
+
+        An entitlement (a release, a refund, a funded plan's upfront share) is asked of the chain
+        as an instruction; a registered instruction (``PaymentInstructed``) becomes a row the
+        next stage sends to the bank as a ``pain.001``.
+        """
         head = self.client.w3.eth.block_number
         start = int(self.store.cursor("chain:entitlements", "0")) + 1
         if start > head:
@@ -392,8 +429,8 @@ class BankOracle:
                 {
                     "fromBlock": start,
                     "toBlock": end,
-                    "address": self._book_address,
-                    "topics": [[self._release_topic, self._refund_topic]],
+                    "address": self._addresses,
+                    "topics": [self._topics],
                 }
             )
         except Web3RPCError:
@@ -407,69 +444,157 @@ class BankOracle:
             for event in self.client.decode_logs([log_entry])
         ]
         # Ask the chain before taking the store's lock: the transaction holds no network call.
-        merchant_of: dict[bytes, str] = {
-            bytes(event.args["agreementId"]): to_checksum_address(
-                self.client.get_agreement(bytes(event.args["agreementId"])).merchant
-            )
-            for event, _ in events
+        agreements = {
+            agreement_id: self.client.get_agreement(agreement_id)
+            for agreement_id in {bytes(event.args["agreementId"]) for event, _ in events}
         }
+        merchants = {to_checksum_address(a.merchant) for a in agreements.values()}
         receiving_hash: dict[str, bytes] = {
             merchant: bytes(self.client.get_merchant(merchant).receiving_account_hash)
-            for merchant in set(merchant_of.values())
+            for merchant in merchants
         }
-        created = 0
+        funded_times = {
+            int(log_entry["blockNumber"]): int(
+                self.client.w3.eth.get_block(log_entry["blockNumber"])["timestamp"]
+            )
+            for event, log_entry in events
+            if event.name == "AgreementFunded"
+        }
+        cooling_off_days = {
+            agreement.template_id: self.client.get_template(agreement.template_id).cooling_off_days
+            for agreement in agreements.values()
+        }
+        registered = 0
         with self.store.transaction() as db:
             for event, log_entry in events:
-                created += self._entitlement(db, event, log_entry, merchant_of, receiving_hash)
+                agreement = agreements[bytes(event.args["agreementId"])]
+                if event.name == "PaymentInstructed":
+                    registered += self._registered(db, event, log_entry, receiving_hash)
+                elif event.name == "AgreementFunded":
+                    self._upfront_due(
+                        db,
+                        event,
+                        log_entry,
+                        funded_times[int(log_entry["blockNumber"])],
+                        cooling_off_days[agreement.template_id],
+                    )
+                else:
+                    self._entitlement(db, event, log_entry)
             OracleStore.move_cursor(db, "chain:entitlements", str(end))
-        return created
+        return registered
 
-    def _entitlement(
+    def _entitlement(self, db: sqlite3.Connection, event: Any, log_entry: Any) -> None:
+        """Ask the chain to register a release or a refund as a payment instruction."""
+        args = event.args
+        if event.name == "FundsReleased":
+            payee, amount = m.Payee.MERCHANT, int(args["amount"])
+        else:
+            payee, amount = m.Payee.CONSUMER, int(args["fromCustody"])
+        if amount == 0:
+            return
+        ident = instruction_id(bytes(log_entry["transactionHash"]), int(log_entry["logIndex"]))
+        request = m.PaymentInstruction(
+            instruction_id=ident,
+            agreement_id=bytes(args["agreementId"]),
+            payee=payee,
+            amount=amount,
+        )
+        Outbox.add(db, f"instruct:0x{ident.hex()}", INSTRUCTION, request)
+
+    def _upfront_due(
         self,
         db: sqlite3.Connection,
         event: Any,
         log_entry: Any,
-        merchant_of: dict[bytes, str],
+        funded_at: int,
+        cooling_off_days: int,
+    ) -> None:
+        """Remember a funded plan's upfront share, to instruct once cooling-off is over."""
+        upfront = int(event.args["upfront"])
+        if upfront == 0:
+            return
+        ident = instruction_id(bytes(log_entry["transactionHash"]), int(log_entry["logIndex"]))
+        db.execute(
+            "INSERT OR IGNORE INTO upfront_due (agreement_id, instruction_id, amount_fen, due_at) "
+            "VALUES (?, ?, ?, ?)",
+            (
+                "0x" + bytes(event.args["agreementId"]).hex(),
+                "0x" + ident.hex(),
+                upfront,
+                funded_at + cooling_off_days * SECONDS_PER_DAY + 1,
+            ),
+        )
+
+    def queue_due_upfronts(self) -> int:
+        """Ask for the upfront shares whose cooling-off period is over, by the chain's clock.
+
+        The chain releases the share at this request (unless a consumption or a settlement did
+        before; then there is nothing left to ask and the request settles as done).
+        """
+        now = int(self.client.w3.eth.get_block("latest")["timestamp"])
+        queued = 0
+        with self.store.transaction() as db:
+            for row in db.execute(
+                "SELECT * FROM upfront_due WHERE queued = 0 AND due_at < ?", (now,)
+            ).fetchall():
+                request = m.PaymentInstruction(
+                    instruction_id=bytes.fromhex(row["instruction_id"][2:]),
+                    agreement_id=bytes.fromhex(row["agreement_id"][2:]),
+                    payee=m.Payee.MERCHANT,
+                    amount=int(row["amount_fen"]),
+                )
+                Outbox.add(db, f"instruct:{row['instruction_id']}", INSTRUCTION, request)
+                db.execute(
+                    "UPDATE upfront_due SET queued = 1 WHERE agreement_id = ?",
+                    (row["agreement_id"],),
+                )
+                queued += 1
+        return queued
+
+    def _registered(
+        self,
+        db: sqlite3.Connection,
+        event: Any,
+        log_entry: Any,
         receiving_hash: dict[str, bytes],
     ) -> int:
+        """A payment instruction the chain registered: ready to send to the bank."""
         args = event.args
         agreement_id = bytes(args["agreementId"])
-        ident = instruction_id(bytes(log_entry["transactionHash"]), int(log_entry["logIndex"]))
+        ident = bytes(args["instructionId"])
+        payee, amount = int(args["payee"]), int(args["amount"])
         event_ref = f"{bytes(log_entry['transactionHash']).hex()}:{int(log_entry['logIndex'])}"
         merchant_row = db.execute(
-            "SELECT * FROM merchants WHERE address = ?", (merchant_of[agreement_id],)
+            "SELECT * FROM merchants WHERE address = ?", (to_checksum_address(args["merchant"]),)
         ).fetchone()
-        if event.name == "FundsReleased":
-            payee, amount = m.Payee.MERCHANT, int(args["amount"])
-            creditor = None
+        creditor = None
+        if payee == m.Payee.MERCHANT:
             if merchant_row is not None:
                 on_chain = receiving_hash[merchant_row["address"]]
                 account = merchant_row["receiving_account"]
                 if hashlib.sha256(account.encode()).digest() == on_chain:
                     creditor = (merchant_row["name"], account)
         else:
-            payee, amount = m.Payee.CONSUMER, int(args["fromCustody"])
             payer = db.execute(
                 "SELECT * FROM payers WHERE agreement_id = ?", ("0x" + agreement_id.hex(),)
             ).fetchone()
             creditor = None if payer is None else (payer["name"], payer["account"])
-        if amount == 0:
-            return 0
         if merchant_row is None or creditor is None:
             OracleStore.park(
                 db,
-                f"entitlement:{event_ref}",
+                f"instruction:0x{ident.hex()}",
                 feed=FEED,
                 reason=(
-                    "entitlement of a merchant whose custody account the oracle does not know"
+                    "instruction for a merchant whose custody account the oracle does not know"
                     if merchant_row is None
                     else "release to a receiving account that is not the one on chain"
                     if payee == m.Payee.MERCHANT
                     else "refund with no known paying account"
                 ),
                 detail={
+                    "instruction_id": "0x" + ident.hex(),
                     "agreement_id": "0x" + agreement_id.hex(),
-                    "event": event.name,
+                    "payee": payee,
                     "amount_fen": amount,
                 },
             )
@@ -485,7 +610,7 @@ class BankOracle:
                 end_to_end_id(ident),
                 "0x" + agreement_id.hex(),
                 merchant_row["address"],
-                int(payee),
+                payee,
                 amount,
                 merchant_row["custody_account"],
                 creditor[0],
@@ -528,6 +653,8 @@ class BankOracle:
                         "updated_at = ? WHERE instruction_id = ?",
                         ("invalid", time.time(), row["instruction_id"]),
                     )
+                    # Nothing will be paid: the chain makes the amount due again.
+                    self._report_rejected(db, row, "FF01")
                     OracleStore.park(
                         db,
                         f"instruction:{row['instruction_id']}",
@@ -582,8 +709,21 @@ class BankOracle:
                         reason=f"bank rejected the instruction ({status.reason})",
                         detail={key: row[key] for key in row.keys()},
                     )
+                    self._report_rejected(db, row, status.reason or "NARR")
             sent += 1
         return sent
+
+
+    @staticmethod
+    def _report_rejected(db: sqlite3.Connection, row: sqlite3.Row, reason: str) -> None:
+        """Tell the chain the bank will not pay this instruction: its amount is due again."""
+        outcome = m.InstructionOutcome(
+            instruction_id=bytes.fromhex(row["instruction_id"][2:]),
+            outcome=m.InstructionState.REJECTED,
+            bank_reference=hashlib.sha256(f"pain.002:{row['end_to_end_id']}".encode()).digest(),
+            reason_code=m.label(reason[:32]),
+        )
+        Outbox.add(db, f"rejected:{row['instruction_id']}", OUTCOME, outcome)
 
 
 def _entry_detail(entry: iso.Entry) -> dict[str, Any]:

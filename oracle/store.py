@@ -74,6 +74,13 @@ CREATE TABLE IF NOT EXISTS instructions (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS instructions_by_state ON instructions (state, created_at);
+CREATE TABLE IF NOT EXISTS upfront_due (
+    agreement_id TEXT PRIMARY KEY,
+    instruction_id TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    due_at INTEGER NOT NULL,
+    queued INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS bank_entries (
     bank_reference TEXT PRIMARY KEY,
     account TEXT NOT NULL,

@@ -182,8 +182,8 @@ interface ICustodyDesk {
     /// @notice Records the bank's report that it rejected an instruction, or that a paid one came
     /// back: the amount is due again, and not instructed.
     /// @dev Emits {PaymentRejected} or {PaymentReturned}; a return puts the money back in custody.
-    /// Requirements: the caller is an oracle; a valid bank-feed report about the instruction's
-    /// agreement carrying keccak256(abi.encode(outcome)); a rejection needs an Instructed
+    /// Requirements: the caller is an oracle; a valid bank-feed report whose subject is the
+    /// instruction id, carrying keccak256(abi.encode(outcome)); a rejection needs an Instructed
     /// instruction, a return a Paid one and a new bank reference.
     function reportInstructionOutcome(
         InstructionOutcome calldata outcome,
