@@ -155,12 +155,20 @@ class World:
             ),
         )
 
-    def wait_paid_out(self, agreement_id: bytes) -> Any:
-        """Until every entitlement of the plan was paid by the bank and confirmed on chain."""
+    def wait_paid_out(self, agreement_id: bytes, *, merchant_too: bool = True) -> Any:
+        """Until what is due from the plan was paid by the bank and confirmed on chain.
+
+        Due to the merchant: released money, and the upfront share once the chain released it
+        (it waits out the cooling-off period). A defaulted merchant is paid nothing more.
+        """
 
         def settled() -> Any:
             ledger = self.ledger(agreement_id)
-            done = ledger.unpaid_to_merchant() == 0 and ledger.unpaid_to_consumer() == 0
+            released = self.client.get_agreement(agreement_id).upfront_released
+            due_to_merchant = (
+                (ledger.upfront if released else 0) + ledger.released - ledger.paid_to_merchant
+            )
+            done = ledger.unpaid_to_consumer() == 0 and (due_to_merchant == 0 or not merchant_too)
             return ledger if done else None
 
         return wait_for(f"payouts of 0x{agreement_id.hex()[:8]} confirmed", settled)
@@ -175,7 +183,11 @@ class World:
 
     def events(self, name: str, from_block: int = 0) -> list[Any]:
         logs = self.client.w3.eth.get_logs(
-            {"fromBlock": from_block, "toBlock": "latest", "address": self.client.book.address}
+            {
+                "fromBlock": from_block,
+                "toBlock": "latest",
+                "address": [self.client.book.address, self.client.custody.address],
+            }
         )
         return [e for e in self.client.decode_logs(logs) if e.name == name]
 
@@ -291,9 +303,11 @@ def test_a_payment_funds_the_plan_and_every_release_is_paid_and_confirmed(
 
     funded = world.wait_funded(agreement_id, 100_000)
     assert funded.upfront > 0
-    world.wait_paid_out(agreement_id)  # the upfront share, paid through a pain.001
+    # The upfront share waits out the cooling-off period; the first lesson ends it.
+    assert not world.client.get_agreement(agreement_id).upfront_released
     world.consume(sunrise, consumer(config, 0), agreement_id, 3)
     ledger = world.wait_paid_out(agreement_id)
+    assert world.client.get_agreement(agreement_id).upfront_released
 
     assert ledger.released > 0
     assert ledger.paid_to_merchant == ledger.upfront + ledger.released
@@ -301,7 +315,8 @@ def test_a_payment_funds_the_plan_and_every_release_is_paid_and_confirmed(
     account = world.account(sunrise)
     debits = [e for e in account["entries"] if not e["credit"]]
     assert sum(e["amount_fen"] for e in debits) == ledger.paid_to_merchant
-    # Each release event became exactly one instruction, identified by the event.
+    # Each release event became exactly one instruction registered on chain, identified by the
+    # event, and the bank paid exactly the registered instructions.
     releases = [
         log
         for log in world.client.w3.eth.get_logs(
@@ -315,6 +330,10 @@ def test_a_payment_funds_the_plan_and_every_release_is_paid_and_confirmed(
         for log in releases
     }
     assert {e["end_to_end_id"] for e in debits} == expected_ids
+    registered = [
+        e for e in world.events("PaymentInstructed") if bytes(e.args["agreementId"]) == agreement_id
+    ]
+    assert {end_to_end_id(bytes(e.args["instructionId"])) for e in registered} == expected_ids
     # The bank's credit is the on-chain funding's bank reference.
     funded_event = next(
         e for e in world.events("AgreementFunded") if bytes(e.args["agreementId"]) == agreement_id
@@ -346,6 +365,48 @@ def test_the_daily_statement_reconciles_with_custody_on_chain_and_is_kept_as_evi
     assert original.status_code == 200
     assert hashlib.sha256(original.content).hexdigest() == digest
     assert iso.parse_camt053(original.content).account == custody_account(sunrise.uscc)
+
+
+def test_a_cooling_off_right_after_funding_is_refunded_in_full_and_pays_the_merchant_nothing(
+    world: World, config: DevnetConfig
+) -> None:
+    """The double-payment race of issue 8: the merchant's upfront share is never instructed
+    while the consumer may still cool off, so the refund is whole and nothing comes back."""
+    sunrise = merchant_named(config, "training")
+    consumer_key = consumer(config, 2)
+    agreement_id = world.open_plan(sunrise, consumer_key)
+    world.pay(sunrise, agreement_id, 100_000, "0201")
+    funded = world.wait_funded(agreement_id, 100_000)
+    assert funded.upfront > 0
+    # The oracle has had every chance to instruct the upfront share: it must not have.
+    time.sleep(1.0)
+    assert not [
+        e for e in world.events("PaymentInstructed") if bytes(e.args["agreementId"]) == agreement_id
+    ]
+
+    world.desk.cool_off(agreement_id, consumer_key)
+    ledger = world.wait_paid_out(agreement_id)
+    assert ledger.refunded == ledger.paid_to_consumer == 100_000
+    assert ledger.paid_to_merchant == ledger.merchant_owed == ledger.upfront == 0
+    paid = [
+        e
+        for e in world.account(sunrise)["entries"]
+        if not e["credit"] and agreement_id.hex() in (e.get("remittance") or "")
+    ]
+    assert [e["amount_fen"] for e in paid] == [100_000]
+    assert paid[0]["counterparty"]["account"] == "62220201"
+    closed = world.close_day()
+    day = business_day_number(date.fromisoformat(closed["business_day"]))
+    reconciled = wait_for(
+        "the statement's reconciliation",
+        lambda: [
+            e
+            for e in world.events("CustodyReconciled")
+            if e.args["merchant"] == sunrise.address and e.args["businessDay"] == day
+        ],
+    )[0]
+    assert reconciled.args["statementBalance"] == reconciled.args["custodyHeld"]
+    assert not [e for e in world.events("CustodyAnomaly") if e.args["merchant"] == sunrise.address]
 
 
 # ---------------------------------------------------------------- the bank misbehaves
@@ -493,10 +554,16 @@ def test_the_oracle_killed_at_the_worst_moment_loses_and_duplicates_nothing(
     agreement_id = world.open_plan(sunrise, consumer(config, 1))
     world.restart_oracle(YUFU_ORACLE_CRASH_AT=point)
     world.pay(sunrise, agreement_id, 100_000, f"09{len(point)}")
+    if point == "instruction-sent":
+        # Instructions come once the first lesson releases the upfront share.
+        world.wait_funded(agreement_id, 100_000)
+        world.consume(sunrise, consumer(config, 1), agreement_id, 1)
     assert world.oracle.wait_exit(timeout=WAIT_SECONDS) == -9, world.oracle.log()[-3000:]
     world.oracle.start()
 
     world.wait_funded(agreement_id, 100_000)
+    if point != "instruction-sent":
+        world.consume(sunrise, consumer(config, 1), agreement_id, 1)
     ledger = world.wait_paid_out(agreement_id)
     time.sleep(1.0)
     funded = [
@@ -508,7 +575,13 @@ def test_the_oracle_killed_at_the_worst_moment_loses_and_duplicates_nothing(
         for e in world.account(sunrise)["entries"]
         if not e["credit"] and agreement_id.hex() in (e.get("remittance") or "")
     ]
-    assert len(debits) == 1 and debits[0]["amount_fen"] == ledger.upfront == ledger.paid_to_merchant
+    # One debit per release (the upfront share and the lesson), each paid once.
+    releases = [
+        e for e in world.events("FundsReleased") if bytes(e.args["agreementId"]) == agreement_id
+    ]
+    assert len(debits) == len(releases) == 2
+    assert sum(e["amount_fen"] for e in debits) == ledger.upfront + ledger.released
+    assert ledger.paid_to_merchant == ledger.upfront + ledger.released
 
 
 # ---------------------------------------------------------------- default, licence, anomaly
@@ -533,7 +606,7 @@ def test_a_defaults_refunds_are_paid_back_to_the_payers_and_confirmed(
     world.client.declare_default(world.desk.regulator_key, minjiang.address, b"\x02" * 32)
     world.client.settle_default(world.desk.regulator_key, plans)
     for index, agreement_id in enumerate(plans):
-        ledger = world.wait_paid_out(agreement_id)
+        ledger = world.wait_paid_out(agreement_id, merchant_too=False)
         assert ledger.paid_to_consumer > 0
         refunds = [
             e
