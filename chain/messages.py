@@ -119,6 +119,14 @@ TERMINAL_STATES: frozenset[AgreementState] = frozenset(
 )
 
 
+class ReleaseReason(IntEnum):
+    """Mirror of ``IAgreementBook.ReleaseReason``."""
+
+    UPFRONT = 0
+    CONSUMPTION = 1
+    SETTLEMENT = 2
+
+
 class Payee(IntEnum):
     """Mirror of ``IAgreementBook.Payee``."""
 

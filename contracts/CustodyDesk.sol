@@ -164,6 +164,8 @@ contract CustodyDesk is ICustodyDesk {
         if (businessDay <= account.lastReconciledDay) {
             revert CustodyDeskAlreadyReconciled(merchant, account.lastReconciledDay, businessDay);
         }
+        uint64 reportDay = report.issuedAt / 1 days;
+        if (businessDay > reportDay) revert CustodyDeskBusinessDayInFuture(merchant, businessDay, reportDay);
         _consumeBankReport(
             report, signatures, bytes32(uint256(uint160(merchant))), keccak256(abi.encode(reconciliation))
         );
