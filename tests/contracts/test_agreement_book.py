@@ -1180,7 +1180,9 @@ class TestCoolingOff:
         ledger = desk.client.get_ledger(agreement_id)
         assert (ledger.instructed_to_merchant, ledger.paid_to_merchant) == (70_000, 70_000)
         assert ledger.is_conserved()
-        with reverts("AgreementBookCoolingOffOver", agreement_id, funded_at + COOLING_OFF_DAYS * DAY):
+        with reverts(
+            "AgreementBookCoolingOffOver", agreement_id, funded_at + COOLING_OFF_DAYS * DAY
+        ):
             desk.cool_off(agreement_id, consumer.key)
 
     def test_cooling_off_after_seven_days_is_rejected(
