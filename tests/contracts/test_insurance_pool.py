@@ -18,7 +18,7 @@ from chain.scenario import SECONDS_PER_DAY, sha256
 
 PAID = 100_000  # 10 lessons at 100 RMB
 FROZEN = 30_000  # 30 % custody on the training template
-UPFRONT = PAID - FROZEN  # the merchant's share, which the bank pays out at once in these tests
+UPFRONT = PAID - FROZEN  # the merchant's share, paid out once cooling-off is over in these tests
 # A default refunds the whole unused plan: the frozen 30,000 pays first, then whatever upfront
 # the bank still holds is reclaimed. With the upfront paid out, 100,000 − 30,000 − 0 = 70,000
 # is the loss custody cannot cover.
@@ -53,15 +53,17 @@ def insurer(config):
     return config.organisations["insurer"].key
 
 
-def funded_plan(desk, merchant, consumer, paid_out: int = UPFRONT) -> bytes:
+def funded_plan(desk, backend, merchant, consumer, paid_out: int = UPFRONT) -> bytes:
     """A funded, unused 10-lesson plan whose upfront share the bank paid the merchant (all of
-    it unless told); returns its id."""
+    it unless told) once its 7-day cooling-off period was over; returns its id."""
     signed = desk.sign_agreement(
         merchant.key, consumer.key, merchant.template_id, units=10, unit_price=10_000
     )
     agreement_id, _ = desk.open(signed)
     desk.fund(agreement_id, signed.terms.total_paid)
     if paid_out:
+        # The upfront share is held in custody while the consumer may still cool off.
+        backend.advance_time(7 * SECONDS_PER_DAY + 10)
         desk.confirm_payout(agreement_id, m.Payee.MERCHANT, paid_out)
     return agreement_id
 
@@ -189,10 +191,10 @@ def test_only_a_system_contract_may_open_a_claim(
 
 
 def test_a_default_claims_the_shortfall_from_the_merchants_policy(
-    desk, client, merchant, consumer, regulator
+    desk, client, merchant, consumer, regulator, backend
 ):
     policy_id = desk.write_policy(merchant.address, 100_000)
-    agreement_id = funded_plan(desk, merchant, consumer)
+    agreement_id = funded_plan(desk, backend, merchant, consumer)
     client.declare_default(regulator.private_key, merchant.address)
 
     result = client.settle_default(regulator.private_key, [agreement_id])
@@ -227,13 +229,13 @@ def test_a_default_claims_the_shortfall_from_the_merchants_policy(
 
 
 def test_claims_beyond_the_remaining_cover_are_partly_covered_then_uncovered(
-    desk, client, merchant, consumer, other_consumer, regulator
+    desk, client, merchant, consumer, other_consumer, regulator, backend
 ):
     policy_id = desk.write_policy(merchant.address, 100_000)
     plans = [
-        funded_plan(desk, merchant, consumer),
-        funded_plan(desk, merchant, other_consumer),
-        funded_plan(desk, merchant, consumer),
+        funded_plan(desk, backend, merchant, consumer),
+        funded_plan(desk, backend, merchant, other_consumer),
+        funded_plan(desk, backend, merchant, consumer),
     ]
     client.declare_default(regulator.private_key, merchant.address)
 
@@ -264,9 +266,9 @@ def test_claims_beyond_the_remaining_cover_are_partly_covered_then_uncovered(
 
 
 def test_a_default_without_any_policy_opens_an_uncovered_claim(
-    desk, client, merchant, consumer, regulator
+    desk, client, merchant, consumer, regulator, backend
 ):
-    agreement_id = funded_plan(desk, merchant, consumer)
+    agreement_id = funded_plan(desk, backend, merchant, consumer)
     client.declare_default(regulator.private_key, merchant.address)
     result = client.settle_default(regulator.private_key, [agreement_id])
 
@@ -277,11 +279,11 @@ def test_a_default_without_any_policy_opens_an_uncovered_claim(
 
 
 def test_a_default_opens_no_claim_when_custody_still_holds_the_whole_refund(
-    desk, client, merchant, consumer, regulator
+    desk, client, merchant, consumer, regulator, backend
 ):
     # Nothing paid out: the frozen 30,000 and the reclaimed upfront 70,000 refund all 100,000.
     policy_id = desk.write_policy(merchant.address, 100_000)
-    agreement_id = funded_plan(desk, merchant, consumer, paid_out=0)
+    agreement_id = funded_plan(desk, backend, merchant, consumer, paid_out=0)
     client.declare_default(regulator.private_key, merchant.address)
 
     result = client.settle_default(regulator.private_key, [agreement_id])
@@ -297,12 +299,12 @@ def test_a_default_opens_no_claim_when_custody_still_holds_the_whole_refund(
 
 
 def test_a_default_claims_only_the_upfront_already_paid_out(
-    desk, client, merchant, consumer, regulator
+    desk, client, merchant, consumer, regulator, backend
 ):
     # The bank paid the merchant 45,000 of its 70,000: 25,000 is reclaimed and the claim is
     # for 100,000 − 30,000 − 25,000 = 45,000.
     policy_id = desk.write_policy(merchant.address, 100_000)
-    agreement_id = funded_plan(desk, merchant, consumer, paid_out=45_000)
+    agreement_id = funded_plan(desk, backend, merchant, consumer, paid_out=45_000)
     client.declare_default(regulator.private_key, merchant.address)
 
     result = client.settle_default(regulator.private_key, [agreement_id])
@@ -319,8 +321,10 @@ def test_a_default_claims_only_the_upfront_already_paid_out(
 
 
 def test_an_expired_or_future_policy_does_not_cover_a_claim(
-    desk, client, merchant, consumer, insurer, regulator
+    desk, client, merchant, consumer, insurer, regulator, backend
 ):
+    # Funded and paid out first: the policies are dated around the time of the default.
+    agreement_id = funded_plan(desk, backend, merchant, consumer)
     now = client.latest_timestamp()
     day = SECONDS_PER_DAY
     client.write_policy(
@@ -329,7 +333,6 @@ def test_an_expired_or_future_policy_does_not_cover_a_claim(
     client.write_policy(
         insurer.private_key, merchant.address, PAID, now + day, now + 30 * day, sha256("new")
     )
-    agreement_id = funded_plan(desk, merchant, consumer)
     client.declare_default(regulator.private_key, merchant.address)
     client.settle_default(regulator.private_key, [agreement_id])
 
@@ -397,10 +400,10 @@ def test_an_unknown_claim_cannot_be_read(client, reverts, claim_id):
 
 
 @pytest.fixture
-def open_claim(desk, client, merchant, consumer, regulator):
+def open_claim(desk, client, merchant, consumer, regulator, backend):
     """A default's claim covered in full (70 000 fen) by the insurer's policy; returns its id."""
     desk.write_policy(merchant.address, 100_000)
-    agreement_id = funded_plan(desk, merchant, consumer)
+    agreement_id = funded_plan(desk, backend, merchant, consumer)
     client.declare_default(regulator.private_key, merchant.address)
     client.settle_default(regulator.private_key, [agreement_id])
     return client.claim_of_agreement(agreement_id)
@@ -503,7 +506,7 @@ def test_a_non_insurer_cannot_confirm_a_payout(client, config, open_claim, backe
 def test_an_uncovered_claim_cannot_be_paid_by_an_insurer(
     desk, client, merchant, consumer, regulator, insurer, backend, reverts
 ):
-    agreement_id = funded_plan(desk, merchant, consumer)
+    agreement_id = funded_plan(desk, backend, merchant, consumer)
     client.declare_default(regulator.private_key, merchant.address)
     client.settle_default(regulator.private_key, [agreement_id])
     claim_id = client.claim_of_agreement(agreement_id)
