@@ -6,8 +6,11 @@ payouts, merchant and consumer sign consumptions (alone, in batches, across plan
 cool off and terminate, time runs and plans expire, the regulator raises risk tiers and declares
 merchants in default, the insurer writes policies and defaults are settled. Alongside, a Python
 model of the rules predicts each agreement's state and money, including where a refund comes
-from (the frozen share, then the merchant's entitlement the bank has not paid out, then
-insurance on default, else the merchant's debt).
+from (the frozen share, then the merchant's entitlement no payment instruction has claimed, then
+insurance on default, else the merchant's debt). The upfront share is held until the first
+consumption, the end of the cooling-off period (an instruction to the merchant then releases it)
+or a settlement; every payout is first registered as an instruction at the custody desk, and some
+instructions stay unpaid for a while (their amount is no longer the merchant's to lose).
 
 Some rules try a forbidden action and check that the contract refuses it with the expected
 custom error and arguments and that nothing changed (no block mined; the model, which the rule
@@ -15,17 +18,18 @@ leaves alone, still matches the chain): a plan outside its template or its own r
 twice, late, with a wrong amount or a reused bank reference, a replayed, malformed or misdirected
 consumption record (alone or spoiling a batch), a record on an unfunded or closed plan, ending a
 closed plan or one of a merchant in default, expiring early, a bad consumer request, cooling off a
-used plan or too late, settling a healthy merchant, paying beyond an entitlement.
+used plan or too late, settling a healthy merchant, instructing when nothing is due (or paying a
+merchant in default), paying more than an instruction claimed, reusing a payout's bank reference.
 
 After every step, for every agreement the machine created, the invariants read the chain:
 
 - money is conserved: deposited = frozen + released + refunded + upfront;
 - while Active, released is the derived counter (deposited - upfront) x valueConsumed
   / (totalPaid + bonus), rounded down, exactly (so never more);
-- paid to the merchant <= upfront + released, paid to the consumer <= refunded,
-  refund due <= total paid, nothing frozen in a terminal state; a settled refund is accounted for
-  (refund due = refunded + insured shortfall + merchant owed), and a shortfall exists only once
-  the merchant's whole entitlement was paid out;
+- paid <= instructed, instructed to the merchant <= upfront + released, instructed to the
+  consumer <= refunded, refund due <= total paid, nothing frozen in a terminal state; a settled
+  refund is accounted for (refund due = refunded + insured shortfall + merchant owed), and a
+  shortfall exists only once the merchant's whole entitlement was instructed;
 - terminal states stay terminal;
 - Completed means every unit was used and the whole frozen share released;
 - the model matches the chain, field for field (agreement and ledger);
@@ -160,6 +164,18 @@ class LedgerModel:
     insured_shortfall: int = 0
     paid_to_merchant: int = 0
     paid_to_consumer: int = 0
+    instructed_to_merchant: int = 0
+    instructed_to_consumer: int = 0
+
+
+@dataclass
+class PendingInstruction:
+    """A payment instruction registered and not yet reported paid."""
+
+    plan: PlanModel
+    instruction_id: bytes
+    payee: m.Payee
+    amount: int
 
 
 @dataclass
@@ -173,6 +189,7 @@ class PlanModel:
     template: v.Template
     state: State = State.SIGNED
     custody_bps: int = 0
+    upfront_released: bool = False
     funded_at: int = 0
     units_consumed: int = 0
     next_sequence: int = 1
@@ -196,6 +213,7 @@ class PlanModel:
             template_id=terms.template_id,
             state=self.state,
             custody_bps=self.custody_bps,
+            upfront_released=self.upfront_released,
             consumer=terms.consumer,
             expiry=terms.expiry,
             document_hash=terms.document_hash,
@@ -209,10 +227,32 @@ class PlanModel:
             value_consumed=self.value_consumed,
         )
 
-    def outstanding(self, payee: m.Payee) -> int:
-        if payee == m.Payee.MERCHANT:
-            return self.ledger.upfront + self.ledger.released - self.ledger.paid_to_merchant
-        return self.ledger.refunded - self.ledger.paid_to_consumer
+    @property
+    def cooling_off_ends_at(self) -> int:
+        return self.funded_at + self.template.cooling_off_days * DAY
+
+    def releases_upfront_at(self, now: int) -> bool | None:
+        """Whether an instruction to the merchant at ``now`` (the latest block) releases a held
+        upfront share first: the cooling-off period is over. None when too close to tell."""
+        if self.upfront_released or self.state != State.ACTIVE:
+            return False
+        if self.units_consumed or now > self.cooling_off_ends_at:
+            return True
+        if now + TIME_MARGIN <= self.cooling_off_ends_at:
+            return False
+        return None
+
+    def outstanding(self, payee: m.Payee, now: int) -> int | None:
+        """What an instruction to ``payee`` at ``now`` can claim: due and not instructed yet
+        (None when too close to the end of cooling-off to tell)."""
+        ledger = self.ledger
+        if payee == m.Payee.CONSUMER:
+            return ledger.refunded - ledger.instructed_to_consumer
+        releases = self.releases_upfront_at(now)
+        if releases is None:
+            return None
+        upfront = ledger.upfront if self.upfront_released or releases else 0
+        return upfront + ledger.released - ledger.instructed_to_merchant
 
 
 def frozen_share(paid: int, custody_bps: int) -> int:
@@ -243,10 +283,11 @@ def refund_owed(template: v.Template, paid: int, bonus: int, consumed: int) -> i
 
 
 def refund_sources(ledger: LedgerModel, refund: int) -> tuple[int, int, int]:
-    """Where a refund comes from: the frozen share, the merchant's unpaid entitlement, nobody."""
+    """Where a refund comes from: the frozen share, the merchant's entitlement no instruction
+    has claimed, nobody."""
     from_frozen = min(refund, ledger.frozen)
-    unpaid = ledger.upfront + ledger.released - ledger.paid_to_merchant
-    reclaimed = min(refund - from_frozen, unpaid)
+    uninstructed = ledger.upfront + ledger.released - ledger.instructed_to_merchant
+    reclaimed = min(refund - from_frozen, uninstructed)
     return from_frozen, reclaimed, refund - from_frozen - reclaimed
 
 
@@ -302,7 +343,10 @@ class AgreementBookMachine(RuleBasedStateMachine):
         self.auditor_key = config.organisations["auditor"].key.private_key
         self.plans: list[PlanModel] = []
         self.policies: dict[int, PolicyModel] = {}
+        # Fundings' references (the book's) and payouts' (the custody desk's).
         self.used_references: list[bytes] = []
+        self.payout_references: list[bytes] = []
+        self.pending: list[PendingInstruction] = []
         self.seen_terminal: dict[bytes, State] = {}
         self.counter = 0
 
@@ -346,8 +390,16 @@ class AgreementBookMachine(RuleBasedStateMachine):
         ]
 
     def _payable(self) -> list[tuple[PlanModel, m.Payee]]:
+        """What can be instructed now: nothing more to a merchant in default."""
+        now = self._latest()
         return [
-            (plan, payee) for plan in self.plans for payee in m.Payee if plan.outstanding(payee) > 0
+            (plan, payee)
+            for plan in self.plans
+            for payee in m.Payee
+            if (plan.outstanding(payee, now) or 0) > 0
+            and not (
+                payee == m.Payee.MERCHANT and plan.merchant.status == m.MerchantStatus.DEFAULTED
+            )
         ]
 
     def _sign_record(
@@ -447,7 +499,7 @@ class AgreementBookMachine(RuleBasedStateMachine):
             self._fund(data, plan)
 
     def _fund(self, data: st.DataObject, plan: PlanModel) -> None:
-        """The bank reports the payment, and often pays the merchant its upfront share at once."""
+        """The bank reports the payment; the upfront share waits out the cooling-off period."""
         reference = self.desk.next_bank_reference()
         paid = plan.terms.total_paid
         result = self.desk.fund(plan.agreement_id, paid, bank_reference=reference)
@@ -461,17 +513,46 @@ class AgreementBookMachine(RuleBasedStateMachine):
         plan.ledger.deposited = paid
         plan.ledger.frozen = frozen
         plan.ledger.upfront = paid - frozen
-        if plan.ledger.upfront and data.draw(st.booleans(), label="pay upfront now"):
-            self._pay(plan, m.Payee.MERCHANT, plan.ledger.upfront)
+        plan.upfront_released = plan.ledger.upfront == 0
+
+    def _instruct(self, plan: PlanModel, payee: m.Payee, amount: int) -> PendingInstruction:
+        """Registers an instruction for ``amount`` (at most what is outstanding)."""
+        releases = payee == m.Payee.MERCHANT and plan.releases_upfront_at(self._latest())
+        instruction_id, result = self.desk.instruct_payment(plan.agreement_id, payee, amount)
+        assert result.event("PaymentInstructed").args["amount"] == amount
+        if releases:
+            plan.upfront_released = True
+            assert [e.args["amount"] for e in result.named("FundsReleased")] == [
+                plan.ledger.upfront
+            ]
+        else:
+            assert not result.named("FundsReleased")
+        if payee == m.Payee.MERCHANT:
+            plan.ledger.instructed_to_merchant += amount
+        else:
+            plan.ledger.instructed_to_consumer += amount
+        pending = PendingInstruction(plan, instruction_id, payee, amount)
+        self.pending.append(pending)
+        return pending
+
+    def _confirm(self, pending: PendingInstruction) -> None:
+        reference = self.desk.next_bank_reference()
+        self.desk.confirm_payout(
+            pending.plan.agreement_id,
+            pending.payee,
+            pending.amount,
+            bank_reference=reference,
+            instruction_id=pending.instruction_id,
+        )
+        self.payout_references.append(reference)
+        self.pending.remove(pending)
+        if pending.payee == m.Payee.MERCHANT:
+            pending.plan.ledger.paid_to_merchant += pending.amount
+        else:
+            pending.plan.ledger.paid_to_consumer += pending.amount
 
     def _pay(self, plan: PlanModel, payee: m.Payee, amount: int) -> None:
-        reference = self.desk.next_bank_reference()
-        self.desk.confirm_payout(plan.agreement_id, payee, amount, bank_reference=reference)
-        self.used_references.append(reference)
-        if payee == m.Payee.MERCHANT:
-            plan.ledger.paid_to_merchant += amount
-        else:
-            plan.ledger.paid_to_consumer += amount
+        self._confirm(self._instruct(plan, payee, amount))
 
     def _apply_record(self, plan: PlanModel, signed: SignedRecord) -> None:
         record = signed.record
@@ -481,6 +562,8 @@ class AgreementBookMachine(RuleBasedStateMachine):
         earned = earned_release(plan)
         plan.ledger.frozen = plan.ledger.deposited - plan.ledger.upfront - earned
         plan.ledger.released = earned
+        # A used plan can no longer be cooled off: its upfront share is the merchant's now.
+        plan.upfront_released = True
         if plan.units_consumed == plan.terms.units:
             plan.state = State.COMPLETED
         plan.accepted_records.append(signed)
@@ -496,8 +579,9 @@ class AgreementBookMachine(RuleBasedStateMachine):
         return ClaimModel(0, loss, 0)
 
     def _settle(self, plan: PlanModel, refund: int, state: State, now: int) -> None:
-        """The frozen share pays the refund first, then the merchant's entitlement the bank has
-        not paid out (released first, then upfront); the rest is claimed (default) or owed."""
+        """The frozen share pays the refund first, then the merchant's entitlement no instruction
+        has claimed (released first, then upfront); the rest is claimed (default) or owed. What
+        is left of a held upfront share is the merchant's."""
         ledger = plan.ledger
         from_frozen, reclaimed, shortfall = refund_sources(ledger, refund)
         ledger.released += ledger.frozen - from_frozen
@@ -514,6 +598,7 @@ class AgreementBookMachine(RuleBasedStateMachine):
             ledger.insured_shortfall = plan.claim.covered
             ledger.merchant_owed = shortfall - plan.claim.covered
         plan.state = state
+        plan.upfront_released = True
 
     def _refund_now(self, plan: PlanModel) -> int:
         terms = plan.terms
@@ -1024,8 +1109,9 @@ class AgreementBookMachine(RuleBasedStateMachine):
     )
     def settle_or_pay_refused(self, data: st.DataObject, payee: m.Payee, fault: str) -> None:
         """A settlement naming a plan of a merchant not in default is refused as a whole (even
-        after plans of defaulted merchants listed before it); a payout beyond the entitlement,
-        of nothing, or with a used bank reference is refused."""
+        after plans of defaulted merchants listed before it); an instruction when nothing is due
+        (or of nothing, or to a merchant in default) is refused, and so is a payout of more than
+        its instruction claimed or quoting a used bank reference."""
         if fault == "settle healthy" and any(
             p.merchant.status != m.MerchantStatus.DEFAULTED for p in self.plans
         ):
@@ -1049,38 +1135,95 @@ class AgreementBookMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ payouts
 
-    @precondition(lambda self: bool(self._payable()))
+    @precondition(lambda self: bool(self._payable()) or bool(self.pending))
     @rule(data=st.data())
     def confirm_payout(self, data: st.DataObject) -> None:
-        """The bank pays part (or all) of what a merchant or consumer is owed and reports it."""
-        plan, payee = data.draw(st.sampled_from(self._payable()))
-        outstanding = plan.outstanding(payee)
-        self._pay(
-            plan, payee, data.draw(st.one_of(st.just(outstanding), st.integers(1, outstanding)))
-        )
+        """The bank feed instructs part (or all) of what a merchant or consumer is owed; the bank
+        pays it at once or later (an earlier instruction may be paid now)."""
+        payable = self._payable()
+        if self.pending and (not payable or data.draw(st.booleans(), label="pay pending")):
+            self._confirm(data.draw(st.sampled_from(self.pending), label="pending"))
+            return
+        plan, payee = data.draw(st.sampled_from(payable))
+        outstanding = plan.outstanding(payee, self._latest())
+        assert outstanding
+        amount = data.draw(st.one_of(st.just(outstanding), st.integers(1, outstanding)))
+        pending = self._instruct(plan, payee, amount)
+        if data.draw(st.integers(0, 3).map(bool), label="paid at once"):
+            self._confirm(pending)
 
     def _payout_refused(self, data: st.DataObject, payee: m.Payee, fault: str) -> None:
         plan = data.draw(st.sampled_from(self.plans))
-        outstanding = plan.outstanding(payee)
-        if fault == "pay reference" and self.used_references:
-            reference = data.draw(st.sampled_from(self.used_references), label="reference")
+        agreement_id = plan.agreement_id
+        outstanding = plan.outstanding(payee, self._latest())
+        if outstanding is None:
+            return  # too close to the end of cooling-off to tell
+        in_default = plan.merchant.status == m.MerchantStatus.DEFAULTED
+        if payee == m.Payee.MERCHANT and in_default:
+            # Nothing more is instructed to a merchant in default, not even what it kept.
+            self._refused(
+                lambda: self.desk.instruct_payment(agreement_id, payee, max(outstanding, 1)),
+                "AgreementBookMerchantStopped",
+                plan.merchant.address,
+                plan.merchant.status,
+            )
+            return
+        if fault == "pay nothing" or outstanding == 0:
+            amount = 0 if fault == "pay nothing" else data.draw(st.integers(1, 10**6))
+            self._refused(
+                lambda: self.desk.instruct_payment(agreement_id, payee, amount),
+                "AgreementBookNothingToInstruct",
+                agreement_id,
+                payee,
+            )
+            return
+        if fault == "pay reference" and self.payout_references:
+            # A payout's bank reference counts once (a funding's is the book's: see the
+            # custody desk's own set).
+            pending = self._instruct(plan, payee, outstanding)
+            reference = data.draw(st.sampled_from(self.payout_references), label="reference")
             self._refused(
                 lambda: self.desk.confirm_payout(
-                    plan.agreement_id, payee, max(outstanding, 1), bank_reference=reference
+                    agreement_id,
+                    payee,
+                    outstanding,
+                    bank_reference=reference,
+                    instruction_id=pending.instruction_id,
                 ),
-                "AgreementBookDuplicateBankReference",
+                "CustodyDeskDuplicateBankReference",
                 reference,
             )
             return
-        amount = 0 if fault == "pay nothing" else outstanding + data.draw(st.integers(1, 10**6))
+        # Asking for more than is due claims only what is due; the bank cannot pay more.
+        excess = outstanding + data.draw(st.integers(1, 10**6))
+        pending = self._instruct_clamped(plan, payee, excess, outstanding)
         self._refused(
-            lambda: self.desk.confirm_payout(plan.agreement_id, payee, amount),
-            "AgreementBookPayoutExceedsEntitlement",
-            plan.agreement_id,
+            lambda: self.desk.confirm_payout(
+                agreement_id, payee, excess, instruction_id=pending.instruction_id
+            ),
+            "CustodyDeskInstructionMismatch",
+            pending.instruction_id,
+            agreement_id,
             payee,
             outstanding,
-            amount,
         )
+
+    def _instruct_clamped(
+        self, plan: PlanModel, payee: m.Payee, asked: int, outstanding: int
+    ) -> PendingInstruction:
+        """An instruction asking for more than is due: the book claims only ``outstanding``."""
+        releases = payee == m.Payee.MERCHANT and plan.releases_upfront_at(self._latest())
+        instruction_id, result = self.desk.instruct_payment(plan.agreement_id, payee, asked)
+        assert result.event("PaymentInstructed").args["amount"] == outstanding
+        if releases:
+            plan.upfront_released = True
+        if payee == m.Payee.MERCHANT:
+            plan.ledger.instructed_to_merchant += outstanding
+        else:
+            plan.ledger.instructed_to_consumer += outstanding
+        pending = PendingInstruction(plan, instruction_id, payee, outstanding)
+        self.pending.append(pending)
+        return pending
 
     # ------------------------------------------------------------ invariants
 
@@ -1101,9 +1244,20 @@ class AgreementBookMachine(RuleBasedStateMachine):
                 assert ledger.released <= earned, f"{name}: released beyond earned: {ledger}"
                 assert ledger.released == earned, f"{name}: released != {earned}: {ledger}"
                 assert ledger.refunded == ledger.refund_due == 0, f"{name}: {ledger}"
-            # Nothing paid beyond entitlement, no refund beyond the payment, deposits whole.
-            assert ledger.paid_to_merchant <= ledger.upfront + ledger.released, f"{name}: {ledger}"
-            assert ledger.paid_to_consumer <= ledger.refunded, f"{name}: {ledger}"
+            # Nothing paid beyond its instruction, nothing instructed beyond entitlement, no refund
+            # beyond the payment, deposits whole.
+            assert ledger.paid_to_merchant <= ledger.instructed_to_merchant, f"{name}: {ledger}"
+            assert ledger.paid_to_consumer <= ledger.instructed_to_consumer, f"{name}: {ledger}"
+            assert ledger.instructed_to_merchant <= ledger.upfront + ledger.released, (
+                f"{name}: {ledger}"
+            )
+            assert ledger.instructed_to_consumer <= ledger.refunded, f"{name}: {ledger}"
+            if not agreement.upfront_released:
+                # Held only while the consumer may still cool off (or never funded).
+                assert ledger.deposited == 0 or (
+                    state == State.ACTIVE and agreement.units_consumed == 0
+                ), f"{name}: {agreement}"
+                assert ledger.instructed_to_merchant == ledger.released == 0, f"{name}: {ledger}"
             assert ledger.refund_due <= agreement.total_paid, f"{name}: {ledger}"
             assert ledger.deposited in (0, agreement.total_paid), f"{name}: {ledger}"
             if state in m.TERMINAL_STATES:
@@ -1115,9 +1269,10 @@ class AgreementBookMachine(RuleBasedStateMachine):
                     == ledger.refunded + ledger.insured_shortfall + ledger.merchant_owed
                 ), f"{name}: refund not accounted for: {ledger}"
             if ledger.insured_shortfall or ledger.merchant_owed:
-                # Nobody else is asked to pay while the bank still holds the merchant's money.
-                assert ledger.paid_to_merchant == ledger.upfront + ledger.released, (
-                    f"{name}: shortfall although the merchant's entitlement was unpaid: {ledger}"
+                # Nobody else is asked to pay while custody still holds unclaimed merchant money.
+                assert ledger.instructed_to_merchant == ledger.upfront + ledger.released, (
+                    f"{name}: shortfall although the merchant's entitlement was uninstructed:"
+                    f" {ledger}"
                 )
             # Terminal states stay terminal.
             if plan.agreement_id in self.seen_terminal:
