@@ -228,7 +228,7 @@ def sign_and_fund(
     say.step(funded, f"bank feed reports {rmb(event['deposited'])} paid into custody")
     say.detail(
         f"custody ratio {percent(event['custodyBps'])}: frozen {rmb(event['frozen'])}, "
-        f"upfront to the merchant {rmb(event['upfront'])} "
+        f"upfront {rmb(event['upfront'])} (the merchant's after cooling-off or a first use) "
         f"({len(signers)} of {len(feed.signers)} feed signers)"
     )
     return agreement_id
