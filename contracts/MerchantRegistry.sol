@@ -159,6 +159,7 @@ contract MerchantRegistry is IMerchantRegistry {
         onlyRole(IMembership.Role.Regulator)
     {
         Merchant storage merchant = _applied(account);
+        _setTierFloor(account, merchant, tier, reasonHash);
         _setTier(account, merchant, tier, 0, reasonHash);
     }
 
@@ -170,7 +171,9 @@ contract MerchantRegistry is IMerchantRegistry {
         Merchant storage merchant = _applied(riskReport.merchant);
         _checkReport(report, Feeds.RISK, riskReport.merchant, keccak256(abi.encode(riskReport)));
         bytes32 digest = _oracleHub.consume(report, signatures);
-        _setTier(riskReport.merchant, merchant, riskReport.tier, riskReport.score, digest);
+        // The feed lowers a tier no further than its floor: only the regulator lowers the floor.
+        RiskTier tier = riskReport.tier < merchant.tierFloor ? merchant.tierFloor : riskReport.tier;
+        _setTier(riskReport.merchant, merchant, tier, riskReport.score, digest);
     }
 
     /// @inheritdoc IMerchantRegistry
@@ -186,7 +189,9 @@ contract MerchantRegistry is IMerchantRegistry {
         anomalies.lastFlaggedAt = uint64(block.timestamp);
         anomalies.lastReasonHash = reasonHash;
         emit CustodyAnomalyFlagged(account, count, reasonHash);
-        // Raised, not suspended: the bank's statement may itself be wrong; the regulator decides.
+        // Raised, not suspended: the bank's statement may itself be wrong; the regulator decides,
+        // and only the regulator lowers the floor again.
+        if (merchant.tierFloor < RiskTier.High) _setTierFloor(account, merchant, RiskTier.High, reasonHash);
         if (merchant.tier < RiskTier.High) _setTier(account, merchant, RiskTier.High, 0, reasonHash);
         _evidence.anchor(reasonHash, EvidenceKinds.CUSTODY_ANOMALY, _subject(account));
     }
@@ -297,6 +302,13 @@ contract MerchantRegistry is IMerchantRegistry {
             EvidenceKinds.RISK_TIER_CHANGED,
             _subject(account)
         );
+    }
+
+    function _setTierFloor(address account, Merchant storage merchant, RiskTier floor, bytes32 reasonHash) private {
+        RiskTier previous = merchant.tierFloor;
+        if (previous == floor) return;
+        merchant.tierFloor = floor;
+        emit RiskTierFloorChanged(account, previous, floor, reasonHash);
     }
 
     function _subject(address account) private pure returns (bytes32) {

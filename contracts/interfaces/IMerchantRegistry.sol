@@ -35,9 +35,13 @@ interface IMerchantRegistry {
     }
 
     /// @notice A merchant's record. Personal and business data stay off chain: only hashes here.
+    /// @dev `tierFloor` is the lowest tier the risk feed may set: the regulator's last decision,
+    /// raised to at least High by a custody anomaly. It packs with the fields before
+    /// `industry` into one storage slot.
     struct Merchant {
         MerchantStatus status;
         RiskTier tier;
+        RiskTier tierFloor;
         LicenceStatus licence;
         uint16 licenceFlags;
         uint64 licensedSince;
@@ -113,8 +117,13 @@ interface IMerchantRegistry {
     event MerchantStatusChanged(
         address indexed merchant, MerchantStatus indexed previous, MerchantStatus indexed current, bytes32 reasonHash
     );
-    /// @notice Emitted when a merchant's risk tier changed.
+    /// @notice Emitted when a merchant's risk tier changed, or the risk feed reported it again.
     event RiskTierChanged(address indexed merchant, RiskTier indexed previous, RiskTier indexed current, uint32 score);
+    /// @notice Emitted when the lowest tier the risk feed may set for a merchant changed;
+    /// `reasonHash` is the regulator's reason or the bank statement behind a custody anomaly.
+    event RiskTierFloorChanged(
+        address indexed merchant, RiskTier indexed previous, RiskTier indexed current, bytes32 reasonHash
+    );
     /// @notice Emitted when a merchant changed its receiving account (a risk signal).
     event ReceivingAccountChanged(address indexed merchant, bytes32 previousHash, bytes32 currentHash);
     /// @notice Emitted when a tier's custody floor changed.
@@ -163,19 +172,34 @@ interface IMerchantRegistry {
     /// Approved, Suspended or Revoked.
     function declareDefault(address merchant, bytes32 reasonHash) external;
 
-    /// @notice Sets a merchant's risk tier by the regulator's decision.
-    /// @dev Emits {RiskTierChanged}. Requirements: the caller is a regulator; the merchant exists.
+    /// @notice Sets a merchant's risk tier and its tier floor by the regulator's decision. The
+    /// regulator is the only one who may lower a tier: the risk feed cannot go below this floor.
+    /// @dev Emits {RiskTierFloorChanged} when the floor changes, then {RiskTierChanged}.
+    /// Requirements:
+    /// - the caller is a regulator;
+    /// - the merchant exists.
+    /// @param merchant The merchant's account.
+    /// @param tier The tier, and from now on the floor of the tier.
+    /// @param reasonHash The off-chain reason for the decision.
     function setRiskTier(address merchant, RiskTier tier, bytes32 reasonHash) external;
 
-    /// @notice Sets a merchant's risk tier from the risk feed.
-    /// @dev Emits {RiskTierChanged}. Requirements: the caller is an oracle; a valid risk-feed report
-    /// whose subject is the merchant and whose payload hash is keccak256(abi.encode(riskReport)).
+    /// @notice Sets a merchant's risk tier from the risk feed, never below the merchant's tier
+    /// floor: a reported tier below the floor sets the tier to the floor (the report and its
+    /// score are still recorded). The feed raises a tier freely and lowers it down to the floor.
+    /// @dev Emits {RiskTierChanged} with the tier applied and the reported score.
+    /// Requirements:
+    /// - the caller is an oracle;
+    /// - the merchant exists;
+    /// - a valid risk-feed report whose subject is the merchant and whose payload hash is
+    ///   keccak256(abi.encode(riskReport)).
     function reportRisk(RiskReport calldata riskReport, IOracleHub.Report calldata report, bytes[] calldata signatures)
         external;
 
     /// @notice Records a custody anomaly (the bank's statement differs from the chain's custody)
-    /// and raises the merchant's risk tier to High if it is lower; never lowers it.
-    /// @dev Emits {CustodyAnomalyFlagged}, and {RiskTierChanged} when the tier rises. Anchors
+    /// and raises the merchant's risk tier and tier floor to High if they are lower; never
+    /// lowers either, and the risk feed cannot lower the tier below High afterwards.
+    /// @dev Emits {CustodyAnomalyFlagged}, {RiskTierFloorChanged} when the floor rises, and
+    /// {RiskTierChanged} when the tier rises. Anchors
     /// `reasonHash` (kind `CUSTODY_ANOMALY`, subject the merchant). Suspending or declaring default
     /// stays the regulator's decision.
     /// Requirements: the caller is a system contract (the agreement book); the merchant exists;

@@ -713,6 +713,107 @@ def test_a_risk_report_carrying_another_payload_is_refused(
         client.report_risk(desk.risk_oracle_key, risk, report, signatures)
 
 
+# ---------------------------------------------------------------- tier floors
+
+
+def custody_mismatch(desk, merchant: str):
+    """The bank's statement disagrees with the book: a custody anomaly raises the floor."""
+    day = desk.client.latest_timestamp() // SECONDS_PER_DAY
+    return desk.reconcile_custody(merchant, day, 1)
+
+
+def test_the_risk_feed_cannot_lower_a_tier_the_regulator_blocked(desk, client, merchant, regulator):
+    client.set_risk_tier(regulator.private_key, merchant.address, RiskTier.BLOCKED)
+
+    result = report_risk(desk, merchant.address, RiskTier.LOW, score=10)
+
+    assert client.get_merchant(merchant.address).tier == RiskTier.BLOCKED
+    assert not client.can_sell(merchant.address)
+    # The report is still recorded, with its score; the tier it applies is the floor.
+    assert result.event("RiskTierChanged").args == {
+        "merchant": merchant.address,
+        "previous": RiskTier.BLOCKED,
+        "current": RiskTier.BLOCKED,
+        "score": 10,
+    }
+    assert client.get_merchant(merchant.address).tier_floor == RiskTier.BLOCKED
+
+
+def test_the_risk_feed_cannot_lower_a_tier_below_high_after_a_custody_anomaly(
+    desk, client, merchant
+):
+    custody_mismatch(desk, merchant.address)
+    assert client.get_merchant(merchant.address).tier == RiskTier.HIGH
+
+    report_risk(desk, merchant.address, RiskTier.LOW, score=10)
+
+    merchant_record = client.get_merchant(merchant.address)
+    assert merchant_record.tier == RiskTier.HIGH
+    assert client.custody_ratio_bps(merchant.address, 3_000) == 8_000
+    assert merchant_record.tier_floor == RiskTier.HIGH
+
+
+def test_a_custody_anomaly_raises_the_tier_floor_to_high(desk, client, merchant):
+    result = custody_mismatch(desk, merchant.address)
+
+    assert result.event("RiskTierFloorChanged").args == {
+        "merchant": merchant.address,
+        "previous": RiskTier.LOW,
+        "current": RiskTier.HIGH,
+        "reasonHash": result.event("CustodyAnomalyFlagged").args["reasonHash"],
+    }
+    assert client.get_merchant(merchant.address).tier_floor == RiskTier.HIGH
+
+
+def test_a_custody_anomaly_keeps_a_higher_floor(desk, client, merchant, regulator):
+    client.set_risk_tier(regulator.private_key, merchant.address, RiskTier.BLOCKED)
+    result = custody_mismatch(desk, merchant.address)
+    assert result.named("RiskTierFloorChanged") == []
+    assert client.get_merchant(merchant.address).tier_floor == RiskTier.BLOCKED
+
+
+def test_the_risk_feed_raises_a_tier_and_lowers_it_no_further_than_the_floor(
+    desk, client, merchant, regulator
+):
+    client.set_risk_tier(regulator.private_key, merchant.address, RiskTier.MEDIUM)
+
+    raised = report_risk(desk, merchant.address, RiskTier.BLOCKED, score=950)
+    assert raised.event("RiskTierChanged").args["current"] == RiskTier.BLOCKED
+    assert raised.named("RiskTierFloorChanged") == []
+    assert not client.can_sell(merchant.address)
+
+    lowered = report_risk(desk, merchant.address, RiskTier.LOW, score=20)
+    assert lowered.event("RiskTierChanged").args["current"] == RiskTier.MEDIUM
+    merchant_record = client.get_merchant(merchant.address)
+    assert (merchant_record.tier, merchant_record.tier_floor) == (RiskTier.MEDIUM, RiskTier.MEDIUM)
+    assert client.can_sell(merchant.address)
+
+
+def test_the_regulator_lowers_a_tier_and_its_floor(desk, client, merchant, regulator):
+    custody_mismatch(desk, merchant.address)
+    client.set_risk_tier(regulator.private_key, merchant.address, RiskTier.BLOCKED)
+
+    result = client.set_risk_tier(
+        regulator.private_key, merchant.address, RiskTier.LOW, reason("statement was wrong")
+    )
+
+    assert result.event("RiskTierFloorChanged").args == {
+        "merchant": merchant.address,
+        "previous": RiskTier.BLOCKED,
+        "current": RiskTier.LOW,
+        "reasonHash": reason("statement was wrong"),
+    }
+    assert result.event("RiskTierChanged").args["current"] == RiskTier.LOW
+    merchant_record = client.get_merchant(merchant.address)
+    assert (merchant_record.tier, merchant_record.tier_floor) == (RiskTier.LOW, RiskTier.LOW)
+    assert client.can_sell(merchant.address)
+    # With the floor lowered, the feed decides again, from Low.
+    report_risk(desk, merchant.address, RiskTier.MEDIUM)
+    assert client.get_merchant(merchant.address).tier == RiskTier.MEDIUM
+    report_risk(desk, merchant.address, RiskTier.LOW)
+    assert client.get_merchant(merchant.address).tier == RiskTier.LOW
+
+
 # ---------------------------------------------------------------- receiving account
 
 
