@@ -102,6 +102,10 @@ interface IMerchantRegistry {
 
     /// @notice The minimum licence age is above a century.
     error MerchantRegistryInvalidLicenceAge(uint64 secondsRequired);
+    /// @notice The merchant's last licence check is too old: it was valid until `expiredAt`.
+    error MerchantRegistryLicenceCheckExpired(address merchant, uint64 checkedAt, uint256 expiredAt);
+    /// @notice A licence check's validity must be at least a second and at most 366 days.
+    error MerchantRegistryInvalidLicenceValidity(uint64 secondsValid);
 
     /// @notice Emitted when a merchant applied.
     event MerchantApplied(
@@ -130,6 +134,8 @@ interface IMerchantRegistry {
     event CustodyFloorSet(RiskTier indexed tier, uint16 bps);
     /// @notice Emitted when the minimum licence age changed.
     event MinLicenceAgeSet(uint64 secondsRequired);
+    /// @notice Emitted when the time a licence check stays valid changed.
+    event LicenceValiditySet(uint64 secondsValid);
     /// @notice Emitted when a custody anomaly was recorded for a merchant; `count` is its total.
     event CustodyAnomalyFlagged(address indexed merchant, uint32 count, bytes32 reasonHash);
 
@@ -143,7 +149,10 @@ interface IMerchantRegistry {
     function applyAsMerchant(bytes32 usccHash, bytes32 nameHash, bytes32 industry, bytes32 receivingAccountHash)
         external;
 
-    /// @notice Records the licence oracle's attestation; a failing licence suspends an approved merchant at once.
+    /// @notice Records the licence oracle's attestation; a failing licence (not active, flagged
+    /// or too young) suspends an approved merchant at once. An attestation whose check is
+    /// already older than the licence validity suspends nothing: the merchant just cannot sell
+    /// until a fresh one arrives.
     /// @dev Emits {LicenceAttested}, and {MerchantStatusChanged} when it suspends.
     /// Requirements: the caller is an oracle; the report is a valid licence-feed report whose subject
     /// is the merchant and whose payload hash is keccak256(abi.encode(attestation)).
@@ -154,8 +163,12 @@ interface IMerchantRegistry {
     ) external;
 
     /// @notice Approves an applied (or reinstates a suspended) merchant with a valid licence.
-    /// @dev Emits {MerchantStatusChanged}. Requirements: the caller is a regulator; the merchant is
-    /// Applied or Suspended; the licence is active, unflagged and old enough.
+    /// @dev Emits {MerchantStatusChanged}.
+    /// Requirements:
+    /// - the caller is a regulator;
+    /// - the merchant is Applied or Suspended;
+    /// - the licence is active, unflagged and old enough ({MerchantRegistryLicenceNotValid});
+    /// - its last check is no older than the licence validity ({MerchantRegistryLicenceCheckExpired}).
     function approve(address merchant, bytes32 reasonHash) external;
 
     /// @notice Suspends new sales of an approved merchant; existing plans continue.
@@ -222,10 +235,20 @@ interface IMerchantRegistry {
     /// @dev Emits {MinLicenceAgeSet}. Requirements: the caller is a regulator; at most a century.
     function setMinLicenceAge(uint64 secondsRequired) external;
 
+    /// @notice Sets how long a licence check stays valid: once the merchant's last check is
+    /// older, its licence is not valid and it cannot sell until the licence oracle checks again.
+    /// @dev Emits {LicenceValiditySet}.
+    /// Requirements:
+    /// - the caller is a regulator;
+    /// - `secondsValid` is at least 1 and at most 366 days.
+    /// @param secondsValid Seconds after `licenceCheckedAt` during which the check counts.
+    function setLicenceValidity(uint64 secondsValid) external;
+
     /// @notice Whether `merchant` may sell new plans now.
     function canSell(address merchant) external view returns (bool);
 
-    /// @notice Whether the merchant's licence is active, unflagged and old enough now.
+    /// @notice Whether the merchant's licence is active, unflagged and old enough now, by a check
+    /// no older than the licence validity (`licenceCheckedAt + licenceValidity() >= block.timestamp`).
     function licenceValid(address merchant) external view returns (bool);
 
     /// @notice The custody ratio for a new plan: the template's minimum raised to the tier's floor.
@@ -239,6 +262,9 @@ interface IMerchantRegistry {
 
     /// @notice The minimum licence age in seconds.
     function minLicenceAge() external view returns (uint64);
+
+    /// @notice How long a licence check stays valid, in seconds.
+    function licenceValidity() external view returns (uint64);
 
     /// @notice The custody anomalies recorded for `merchant`.
     function custodyAnomalies(address merchant) external view returns (CustodyAnomalies memory);
