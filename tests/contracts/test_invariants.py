@@ -126,8 +126,8 @@ class MerchantModel:
 
     @property
     def can_sell(self) -> bool:
-        # The licence stays valid: it is 400 days old at onboarding, time only runs forward, and
-        # the licence feed checks it again before each check expires (_renew_licence_checks).
+        # The licence stays valid: it is 400 days old at onboarding, time only runs forward,
+        # and the feed checks it again before a check expires (PlanDesk.renew_licence_checks).
         return self.status == m.MerchantStatus.APPROVED and self.tier != m.RiskTier.BLOCKED
 
     @property
@@ -548,16 +548,6 @@ class AgreementBookMachine(RuleBasedStateMachine):
         self.policies[policy_id] = PolicyModel(policy_id, coverage, written.start, written.end)
         merchant.policy_ids.append(policy_id)
 
-    def _renew_licence_checks(self) -> None:
-        """The licence feed checks a merchant again once its last check is half its validity
-        old, as oracle/licence.py does before a check expires; the finding does not change."""
-        latest = self._latest()
-        validity = self.client.licence_validity()
-        for merchant in self.merchants:
-            checked_at = self.client.get_merchant(merchant.address).licence_checked_at
-            if latest - checked_at >= validity // 2:
-                self.desk.attest_licence(merchant.address)
-
     def _check_merchant(self, merchant: MerchantModel) -> None:
         record = self.client.get_merchant(merchant.address)
         assert (record.status, record.tier) == (merchant.status, merchant.tier)
@@ -881,7 +871,8 @@ class AgreementBookMachine(RuleBasedStateMachine):
         closed."""
         if days or hours:
             self.backend.advance_time(days * DAY + hours * HOUR)
-            self._renew_licence_checks()
+            # The licence feed checks again before a check expires; the finding is unchanged.
+            self.desk.renew_licence_checks(merchant.address for merchant in self.merchants)
         if expire:
             latest = self._latest()
             for plan in self._plans_in(*SIGNED_OR_ACTIVE):
