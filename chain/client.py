@@ -543,6 +543,14 @@ class YufuClient:
         """Set the minimum licence age."""
         return self.transact(regulator_key, self.merchants.functions.setMinLicenceAge(seconds))
 
+    def set_licence_validity(self, regulator_key: str, seconds: int) -> TxResult:
+        """Set how long a licence check stays valid."""
+        return self.transact(regulator_key, self.merchants.functions.setLicenceValidity(seconds))
+
+    def licence_validity(self) -> int:
+        """How long a licence check stays valid, in seconds."""
+        return int(self.call(self.merchants.functions.licenceValidity()))
+
     def get_merchant(self, merchant: str) -> v.Merchant:
         """A merchant's record."""
         return v.Merchant(*self.call(self.merchants.functions.getMerchant(merchant)))

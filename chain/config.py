@@ -191,6 +191,7 @@ class Rules:
 
     cooling_off_days: int
     min_licence_age_days: int
+    licence_validity_days: int
     oracle_max_report_age_seconds: int
     custody_floor_bps: CustodyFloors
     templates: Mapping[str, Template]
@@ -488,6 +489,7 @@ def _read_rules(value: object) -> Rules:
         (
             "cooling_off_days",
             "min_licence_age_days",
+            "licence_validity_days",
             "oracle_max_report_age_seconds",
             "custody_floor_bps",
             "templates",
@@ -497,6 +499,7 @@ def _read_rules(value: object) -> Rules:
     return Rules(
         cooling_off_days=cooling_off_days,
         min_licence_age_days=_integer(table, where, "min_licence_age_days", 0, 36_500),
+        licence_validity_days=_integer(table, where, "licence_validity_days", 1, 366),
         oracle_max_report_age_seconds=_integer(
             table, where, "oracle_max_report_age_seconds", 1, 7 * 24 * 3_600
         ),

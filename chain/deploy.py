@@ -175,6 +175,7 @@ def deploy_system(w3: Web3, config: DevnetConfig) -> DeployedSystem:
         evidence,
         [floors.low, floors.medium, floors.high, floors.blocked],
         config.rules.min_licence_age_days * SECONDS_PER_DAY,
+        config.rules.licence_validity_days * SECONDS_PER_DAY,
     )
     insurance = deploy("InsurancePool", membership, evidence)
     # The book and the custody desk know each other: the desk is deployed two transactions

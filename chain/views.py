@@ -81,6 +81,7 @@ class Merchant:
 
     status: int
     tier: int
+    tier_floor: int  # the lowest tier the risk feed may set
     licence: int
     licence_flags: int
     licensed_since: int

@@ -89,6 +89,7 @@ def test_shipped_rules_match_the_product(config: DevnetConfig) -> None:
     rules = config.rules
     assert rules.cooling_off_days == 7
     assert rules.min_licence_age_days == 180
+    assert rules.licence_validity_days == 30
     assert rules.oracle_max_report_age_seconds == 3600
     floors = rules.custody_floor_bps
     assert (floors.low, floors.medium, floors.high, floors.blocked) == (3000, 5000, 8000, 10000)
@@ -255,6 +256,15 @@ def test_bps_above_ten_thousand_is_refused(tmp_path: Path) -> None:
         "rules.custody_floor_bps.medium: expected an integer between 0 and 10000, got 12000"
         in str(error)
     )
+
+
+@pytest.mark.parametrize("days", [0, 367])
+def test_licence_validity_outside_a_day_to_a_leap_year_is_refused(
+    tmp_path: Path, days: int
+) -> None:
+    error = refusal(tmp_path, "licence_validity_days = 30", f"licence_validity_days = {days}")
+    assert error.key == "rules.licence_validity_days"
+    assert f"expected an integer between 1 and 366, got {days}" in str(error)
 
 
 def test_negative_template_custody_is_refused(tmp_path: Path) -> None:

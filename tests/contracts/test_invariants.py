@@ -126,7 +126,8 @@ class MerchantModel:
 
     @property
     def can_sell(self) -> bool:
-        # The licence stays valid: it is 400 days old at onboarding and time only runs forward.
+        # The licence stays valid: it is 400 days old at onboarding, time only runs forward,
+        # and the feed checks it again before a check expires (PlanDesk.renew_licence_checks).
         return self.status == m.MerchantStatus.APPROVED and self.tier != m.RiskTier.BLOCKED
 
     @property
@@ -951,6 +952,8 @@ class AgreementBookMachine(RuleBasedStateMachine):
         closed."""
         if days or hours:
             self.backend.advance_time(days * DAY + hours * HOUR)
+            # The licence feed checks again before a check expires; the finding is unchanged.
+            self.desk.renew_licence_checks(merchant.address for merchant in self.merchants)
         if expire:
             latest = self._latest()
             for plan in self._plans_in(*SIGNED_OR_ACTIVE):
