@@ -31,7 +31,9 @@ READY_STATE = 1 << 2
 def governance(deployed: DeployedSystem, config: DevnetConfig) -> Governance:
     """The officials' governance, with the bootstrap closed as a real deployment closes it."""
     assert deployed.governance is not None
-    hand_over(deployed.client, config.regulator.key.private_key, deployed.governance.addresses.timelock)
+    hand_over(
+        deployed.client, config.regulator.key.private_key, deployed.governance.addresses.timelock
+    )
     return deployed.governance
 
 
@@ -57,7 +59,11 @@ def new_signers(count: int) -> list[str]:
 
 
 def test_regulator_key_alone_cannot_change_a_feeds_signers(
-    deployed: DeployedSystem, governance: Governance, regulator_key: str, config: DevnetConfig, reverts: Any
+    deployed: DeployedSystem,
+    governance: Governance,
+    regulator_key: str,
+    config: DevnetConfig,
+    reverts: Any,
 ) -> None:
     client = deployed.client
     before = client.feed_config(m.FEED_BANK)
@@ -89,7 +95,11 @@ def test_regulator_key_alone_cannot_grant_a_sensitive_role(
 
 
 def test_regulator_key_alone_cannot_remove_a_validator(
-    deployed: DeployedSystem, governance: Governance, regulator_key: str, config: DevnetConfig, reverts: Any
+    deployed: DeployedSystem,
+    governance: Governance,
+    regulator_key: str,
+    config: DevnetConfig,
+    reverts: Any,
 ) -> None:
     validator = config.validators[0].address
     with reverts(
@@ -103,7 +113,11 @@ def test_regulator_key_alone_cannot_remove_a_validator(
 
 
 def test_regulator_key_alone_cannot_rewire_report_consumers_or_report_age(
-    deployed: DeployedSystem, governance: Governance, regulator_key: str, config: DevnetConfig, reverts: Any
+    deployed: DeployedSystem,
+    governance: Governance,
+    regulator_key: str,
+    config: DevnetConfig,
+    reverts: Any,
 ) -> None:
     regulator = config.regulator.address.lower()
     with reverts("OracleHubGovernanceRequired", regulator, timelock_of(governance)):
@@ -161,7 +175,9 @@ def test_signatures_of_non_officials_do_not_count(
     assert not governance.is_pending(change)
 
 
-def test_the_shipped_officials_are_two_of_three(governance: Governance, config: DevnetConfig) -> None:
+def test_the_shipped_officials_are_two_of_three(
+    governance: Governance, config: DevnetConfig
+) -> None:
     assert sorted(governance.officials()) == sorted(config.governance.official_addresses)
     assert governance.threshold() == 2
     assert governance.min_delay() == config.governance.min_delay_seconds == 86_400
@@ -183,7 +199,9 @@ def test_officials_change_a_feeds_signers_only_after_the_delay(
     governance.schedule(regulator_key, change, officials[1:])
     assert governance.is_pending(change)
     with reverts(
-        "TimelockUnexpectedOperationState", governance.operation_id(change), READY_STATE.to_bytes(32, "big")
+        "TimelockUnexpectedOperationState",
+        governance.operation_id(change),
+        READY_STATE.to_bytes(32, "big"),
     ):
         governance.execute(regulator_key, change)
     backend.advance_time(governance.min_delay() - 60)
@@ -277,7 +295,9 @@ def test_a_change_the_target_refuses_is_refused_at_execution(
 # --- a real deployment ------------------------------------------------------------------
 
 
-def test_a_deployment_closes_its_bootstrap(backend: Any, config: DevnetConfig, reverts: Any) -> None:
+def test_a_deployment_closes_its_bootstrap(
+    backend: Any, config: DevnetConfig, reverts: Any
+) -> None:
     if not backend.funds_accounts_itself:
         fund_accounts(backend.w3, configured_accounts(config))
     system = deploy_system(backend.w3, config)
