@@ -672,19 +672,24 @@ class YufuClient:
         return self.transact(submitter_key, function)
 
     def cancel_in_cooling_off(
-        self, submitter_key: str, agreement_id: bytes, deadline: int, consumer_signature: bytes
+        self, submitter_key: str, request: m.ConsumerRequest, consumer_signature: bytes
     ) -> TxResult:
-        """Cancel an unused plan within its cooling-off period."""
-        function = self.book.functions.cancelInCoolingOff(
-            agreement_id, deadline, consumer_signature
-        )
+        """Cancel an unused plan within its cooling-off period, at the consumer's request."""
+        function = self.book.functions.cancelInCoolingOff(request.as_abi(), consumer_signature)
         return self.transact(submitter_key, function)
 
     def terminate(
-        self, submitter_key: str, agreement_id: bytes, deadline: int, consumer_signature: bytes
+        self, submitter_key: str, request: m.ConsumerRequest, consumer_signature: bytes
     ) -> TxResult:
-        """End a plan early at the consumer's request."""
-        function = self.book.functions.terminate(agreement_id, deadline, consumer_signature)
+        """End a plan early at the consumer's request (which binds the least refund)."""
+        function = self.book.functions.terminate(request.as_abi(), consumer_signature)
+        return self.transact(submitter_key, function)
+
+    def revoke_request(
+        self, submitter_key: str, request: m.ConsumerRequest, consumer_signature: bytes
+    ) -> TxResult:
+        """Withdraw a consumer's unexecuted request (a signed Revoke with its nonce)."""
+        function = self.book.functions.revokeRequest(request.as_abi(), consumer_signature)
         return self.transact(submitter_key, function)
 
     def expire(self, sender_key: str, agreement_id: bytes) -> TxResult:

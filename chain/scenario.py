@@ -194,14 +194,15 @@ class PlanDesk:
         amount: int,
         *,
         bank_reference: bytes | None = None,
+        paid_at: int | None = None,
         signer_keys: Sequence[str] | None = None,
     ) -> TxResult:
-        """The bank feed reports the consumer's payment into custody."""
+        """The bank feed reports the consumer's payment into custody (booked now by default)."""
         funding = m.FundingReport(
             agreement_id=agreement_id,
             amount=amount,
             bank_reference=bank_reference or self.next_bank_reference(),
-            paid_at=self.client.latest_timestamp(),
+            paid_at=self.client.latest_timestamp() if paid_at is None else paid_at,
         )
         report, signatures = self.client.make_report(
             feed_id("bank_feed"),
@@ -377,28 +378,47 @@ class PlanDesk:
     # ------------------------------------------------------------ ending plans
 
     def consumer_request(
-        self, agreement_id: bytes, consumer_key: str, action: m.ConsumerAction
-    ) -> tuple[int, bytes]:
-        """The consumer signs a cooling-off or termination request; returns deadline, signature."""
-        deadline = self.client.latest_timestamp() + REQUEST_LIFETIME_SECONDS
-        request = m.ConsumerRequest(agreement_id, action, deadline)
-        return deadline, request.sign(consumer_key, self.client.book_domain())
+        self,
+        agreement_id: bytes,
+        consumer_key: str,
+        action: m.ConsumerAction,
+        *,
+        min_refund: int = 0,
+        nonce: int | None = None,
+        deadline: int | None = None,
+    ) -> tuple[m.ConsumerRequest, bytes]:
+        """The consumer signs a request; returns it and the signature."""
+        request = m.ConsumerRequest(
+            agreement_id=agreement_id,
+            action=action,
+            min_refund=min_refund,
+            nonce=int.from_bytes(os.urandom(8), "big") if nonce is None else nonce,
+            deadline=(
+                self.client.latest_timestamp() + REQUEST_LIFETIME_SECONDS
+                if deadline is None
+                else deadline
+            ),
+        )
+        return request, request.sign(consumer_key, self.client.book_domain())
 
     def cool_off(self, agreement_id: bytes, consumer_key: str) -> TxResult:
-        """The consumer cancels within the cooling-off period."""
-        deadline, signature = self.consumer_request(
-            agreement_id, consumer_key, m.ConsumerAction.COOLING_OFF
+        """The consumer cancels within the cooling-off period, for the whole payment back."""
+        paid = self.client.get_agreement(agreement_id).total_paid
+        request, signature = self.consumer_request(
+            agreement_id, consumer_key, m.ConsumerAction.COOLING_OFF, min_refund=paid
         )
-        return self.client.cancel_in_cooling_off(
-            self.operator_key, agreement_id, deadline, signature
-        )
+        return self.client.cancel_in_cooling_off(self.operator_key, request, signature)
 
-    def terminate(self, agreement_id: bytes, consumer_key: str) -> TxResult:
-        """The consumer ends the plan early."""
-        deadline, signature = self.consumer_request(
-            agreement_id, consumer_key, m.ConsumerAction.TERMINATE
+    def terminate(
+        self, agreement_id: bytes, consumer_key: str, *, min_refund: int | None = None
+    ) -> TxResult:
+        """The consumer ends the plan early, binding the refund previewed now (by default)."""
+        if min_refund is None:
+            min_refund = self.client.preview_refund(agreement_id).refund
+        request, signature = self.consumer_request(
+            agreement_id, consumer_key, m.ConsumerAction.TERMINATE, min_refund=min_refund
         )
-        return self.client.terminate(self.operator_key, agreement_id, deadline, signature)
+        return self.client.terminate(self.operator_key, request, signature)
 
     def write_policy(self, merchant: str, coverage_limit: int, days: int = 365) -> int:
         """The insurer writes a performance bond on a merchant; returns the policy id."""

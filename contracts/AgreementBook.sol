@@ -26,8 +26,11 @@ contract AgreementBook is IAgreementBook, EIP712 {
         "ConsumptionRecord(bytes32 agreementId,uint64 sequence,uint64 units,uint128 amount,uint64 consumedAt,"
         "bytes32 receiptHash)"
     );
-    bytes32 private constant REQUEST_TYPEHASH =
-        keccak256("ConsumerRequest(bytes32 agreementId,uint8 action,uint64 deadline)");
+    bytes32 private constant REQUEST_TYPEHASH = keccak256(
+        "ConsumerRequest(bytes32 agreementId,uint8 action,uint128 minRefund,uint64 nonce,uint64 deadline)"
+    );
+    /// A consumer's signed request stays valid at most this long.
+    uint64 private constant MAX_REQUEST_LIFETIME = 7 days;
 
     IMembership private immutable _membership;
     ITemplateRegistry private immutable _templates;
@@ -41,6 +44,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
     mapping(bytes32 agreementId => Ledger) private _ledgers;
     mapping(address merchant => bytes32[] agreementIds) private _agreementsOf;
     mapping(bytes32 bankReference => bool used) private _bankReferenceUsed;
+    mapping(bytes32 agreementId => mapping(uint64 nonce => bool used)) private _requestNonceUsed;
 
     constructor(
         IMembership membership,
@@ -119,29 +123,35 @@ contract AgreementBook is IAgreementBook, EIP712 {
         _requireRole(IMembership.Role.Oracle);
         bytes32 agreementId = funding.agreementId;
         Agreement storage agreement = _existing(agreementId);
-        if (agreement.state != AgreementState.Signed) revert AgreementBookInvalidState(agreementId, agreement.state);
-        if (block.timestamp > agreement.expiry) revert AgreementBookExpired(agreementId, agreement.expiry);
         _checkReport(report, agreementId, keccak256(abi.encode(funding)));
-        if (funding.amount != agreement.totalPaid) {
-            revert AgreementBookFundingMismatch(agreementId, agreement.totalPaid, funding.amount);
-        }
         if (_bankReferenceUsed[funding.bankReference]) {
             revert AgreementBookDuplicateBankReference(funding.bankReference);
         }
-        if (!_merchants.canSell(agreement.merchant)) revert AgreementBookMerchantCannotSell(agreement.merchant);
+        if (funding.paidAt > report.issuedAt) {
+            revert AgreementBookPaidAfterReport(agreementId, funding.paidAt, report.issuedAt);
+        }
         bytes32 digest = _oracleHub.consume(report, signatures);
+        _bankReferenceUsed[funding.bankReference] = true;
+        bytes32 refusal = _fundingRefusal(agreement, funding.amount);
+        if (refusal != bytes32(0)) {
+            // The money is in the custody account all the same: it is owed back to the payer.
+            _ledgers[agreementId].creditsRefused += funding.amount;
+            emit CreditRefused(agreementId, funding.bankReference, funding.amount, refusal);
+            _custodyDesk.deposit(agreement.merchant, agreementId, funding.amount);
+            _evidence.anchor(digest, EvidenceKinds.CREDIT_REFUSED, agreementId);
+            return;
+        }
 
         // Effects
         uint16 templateMinBps = _templates.getTemplate(agreement.templateId).minCustodyBps;
         uint16 custodyBps = _merchants.custodyRatioBps(agreement.merchant, templateMinBps);
         uint128 frozen = uint128(RefundMath.frozenShare(funding.amount, custodyBps));
         uint128 upfront = funding.amount - frozen;
-        _bankReferenceUsed[funding.bankReference] = true;
         agreement.state = AgreementState.Active;
         agreement.custodyBps = custodyBps;
-        // Funding time is when the chain learnt of the payment: never earlier than the payment,
-        // so the cooling-off window it starts is never shorter than the consumer's.
-        agreement.fundedAt = uint64(block.timestamp);
+        // Funding time is when the consumer paid, as the bank booked it (never after the signed
+        // report): the cooling-off period and the consumption log start then.
+        agreement.fundedAt = funding.paidAt;
         Ledger storage ledger = _ledgers[agreementId];
         ledger.deposited = funding.amount;
         ledger.frozen = frozen;
@@ -187,13 +197,17 @@ contract AgreementBook is IAgreementBook, EIP712 {
     // --------------------------------------------------------- ending a plan
 
     /// @inheritdoc IAgreementBook
-    function cancelInCoolingOff(bytes32 agreementId, uint64 deadline, bytes calldata consumerSignature) external {
+    function cancelInCoolingOff(ConsumerRequest calldata request, bytes calldata consumerSignature) external {
         // Checks
+        bytes32 agreementId = request.agreementId;
         Agreement storage agreement = _active(agreementId);
-        bytes32 digest = _checkConsumerRequest(agreement, agreementId, ConsumerAction.CoolingOff, deadline, consumerSignature);
+        bytes32 digest = _useConsumerRequest(agreement, request, ConsumerAction.CoolingOff, consumerSignature);
         if (agreement.unitsConsumed != 0) revert AgreementBookAlreadyConsumed(agreementId, agreement.unitsConsumed);
         uint64 endsAt = _coolingOffEnd(agreement);
         if (block.timestamp > endsAt) revert AgreementBookCoolingOffOver(agreementId, endsAt);
+        if (request.minRefund > agreement.totalPaid) {
+            revert AgreementBookRefundBelowAgreed(agreementId, request.minRefund, agreement.totalPaid);
+        }
 
         // Effects and interactions
         _settle(
@@ -208,18 +222,33 @@ contract AgreementBook is IAgreementBook, EIP712 {
     }
 
     /// @inheritdoc IAgreementBook
-    function terminate(bytes32 agreementId, uint64 deadline, bytes calldata consumerSignature) external {
+    function terminate(ConsumerRequest calldata request, bytes calldata consumerSignature) external {
+        // Checks
+        bytes32 agreementId = request.agreementId;
         Agreement storage agreement = _active(agreementId);
-        bytes32 digest = _checkConsumerRequest(agreement, agreementId, ConsumerAction.Terminate, deadline, consumerSignature);
+        bytes32 digest = _useConsumerRequest(agreement, request, ConsumerAction.Terminate, consumerSignature);
+        uint128 refund = _refundOwed(agreement);
+        // The request binds the refund the consumer was shown: a merchant holding it until the
+        // refund shrinks cannot execute it.
+        if (refund < request.minRefund) revert AgreementBookRefundBelowAgreed(agreementId, request.minRefund, refund);
+
+        // Effects and interactions
         _settle(
             agreementId,
             agreement,
-            _refundOwed(agreement),
+            refund,
             AgreementState.Terminated,
             RefundReason.Termination,
             digest,
             EvidenceKinds.AGREEMENT_TERMINATED
         );
+    }
+
+    /// @inheritdoc IAgreementBook
+    function revokeRequest(ConsumerRequest calldata request, bytes calldata consumerSignature) external {
+        Agreement storage agreement = _existing(request.agreementId);
+        _useConsumerRequest(agreement, request, ConsumerAction.Revoke, consumerSignature);
+        emit RequestRevoked(request.agreementId, request.nonce);
     }
 
     /// @inheritdoc IAgreementBook
@@ -298,7 +327,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
         }
         uint128 due = payee == Payee.Merchant
             ? (agreement.upfrontReleased ? ledger.upfront : 0) + ledger.released - ledger.instructedToMerchant
-            : ledger.refunded - ledger.instructedToConsumer;
+            : ledger.refunded + ledger.creditsRefused - ledger.instructedToConsumer;
         amount = maxAmount < due ? maxAmount : due;
         if (amount == 0) revert AgreementBookNothingToInstruct(agreementId, payee);
         if (payee == Payee.Merchant) {
@@ -397,8 +426,24 @@ contract AgreementBook is IAgreementBook, EIP712 {
     }
 
     /// @inheritdoc IAgreementBook
-    function requestDigest(bytes32 agreementId, ConsumerAction action, uint64 deadline) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(REQUEST_TYPEHASH, agreementId, uint8(action), deadline)));
+    function requestDigest(ConsumerRequest calldata request) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    REQUEST_TYPEHASH,
+                    request.agreementId,
+                    uint8(request.action),
+                    request.minRefund,
+                    request.nonce,
+                    request.deadline
+                )
+            )
+        );
+    }
+
+    /// @inheritdoc IAgreementBook
+    function isRequestNonceUsed(bytes32 agreementId, uint64 nonce) external view returns (bool) {
+        return _requestNonceUsed[agreementId][nonce];
     }
 
     /// @inheritdoc IAgreementBook
@@ -621,18 +666,35 @@ contract AgreementBook is IAgreementBook, EIP712 {
         );
     }
 
-    function _checkConsumerRequest(
+    /// Checks a consumer's signed request for `action` and uses up its nonce; returns its digest.
+    function _useConsumerRequest(
         Agreement storage agreement,
-        bytes32 agreementId,
+        ConsumerRequest calldata request,
         ConsumerAction action,
-        uint64 deadline,
         bytes calldata consumerSignature
-    ) private view returns (bytes32 digest) {
+    ) private returns (bytes32 digest) {
         _requireMerchantOrOperator(agreement.merchant);
         _requireNotDefaulted(agreement.merchant);
+        if (request.action != action) revert AgreementBookWrongRequestAction(action, request.action);
+        uint64 deadline = request.deadline;
         if (block.timestamp > deadline) revert AgreementBookRequestExpired(deadline, uint64(block.timestamp));
-        digest = requestDigest(agreementId, action, deadline);
+        uint64 latest = uint64(block.timestamp) + MAX_REQUEST_LIFETIME;
+        if (deadline > latest) revert AgreementBookRequestDeadlineTooFar(deadline, latest);
+        if (_requestNonceUsed[request.agreementId][request.nonce]) {
+            revert AgreementBookRequestUsed(request.agreementId, request.nonce);
+        }
+        digest = requestDigest(request);
         _requireSigner(digest, agreement.consumer, consumerSignature);
+        _requestNonceUsed[request.agreementId][request.nonce] = true;
+    }
+
+    /// Why a plan cannot accept a payment into custody (ASCII, left-aligned), or zero if it can.
+    function _fundingRefusal(Agreement storage agreement, uint128 amount) private view returns (bytes32) {
+        if (agreement.state != AgreementState.Signed) return "state";
+        if (block.timestamp > agreement.expiry) return "expired";
+        if (amount != agreement.totalPaid) return "amount";
+        if (!_merchants.canSell(agreement.merchant)) return "merchant";
+        return bytes32(0);
     }
 
     function _checkReport(IOracleHub.Report calldata report, bytes32 subject, bytes32 payloadHash) private pure {

@@ -55,11 +55,12 @@ LEDGER_FIELDS: tuple[str, ...] = (
     "paid_to_consumer",
     "instructed_to_merchant",
     "instructed_to_consumer",
+    "credits_refused",
 )
 
 _GET_LEDGER = function_signature_to_4byte_selector("getLedger(bytes32)")
 _GET_AGREEMENT = function_signature_to_4byte_selector("getAgreement(bytes32)")
-_LEDGER_TYPE = "(" + ",".join(["uint128"] * 12) + ")"
+_LEDGER_TYPE = "(" + ",".join(["uint128"] * 13) + ")"
 _AGREEMENT_TYPE = (
     "(address,uint64,uint8,uint16,bool,address,uint64,bytes32,uint64,uint64,uint64,uint64,"
     "uint128,uint128,uint128,uint128)"
@@ -206,6 +207,7 @@ class AgreementLedger:
     paid_to_consumer: int = 0
     instructed_to_merchant: int = 0
     instructed_to_consumer: int = 0
+    credits_refused: int = 0
     upfront_released: bool = False
     funded_block: int | None = None
     closed_block: int | None = None
@@ -549,10 +551,15 @@ class LedgerBook:
             instructed, rule = agreement.instructed_to_merchant, "merchant instructed within due"
         else:
             agreement.instructed_to_consumer += amount
-            due = agreement.refunded
+            due = agreement.refunded + agreement.credits_refused
             instructed, rule = agreement.instructed_to_consumer, "consumer instructed within refund"
         if instructed > due:
             self._violation(agreement.agreement_id, event, rule, f"at most {due}", str(instructed))
+
+    def _on_CreditRefused(self, event: DecodedEvent) -> None:  # noqa: N802
+        agreement = self._known(event)
+        if agreement is not None:
+            agreement.credits_refused += int(event.args["amount"])
 
     def _on_PaymentRejected(self, event: DecodedEvent) -> None:  # noqa: N802
         self._instruction_undone(event, returned=False)
@@ -601,12 +608,13 @@ class LedgerBook:
                 )
         else:
             agreement.paid_to_consumer += amount
-            if agreement.paid_to_consumer > agreement.refunded:
+            owed = agreement.refunded + agreement.credits_refused
+            if agreement.paid_to_consumer > owed:
                 self._violation(
                     agreement.agreement_id,
                     event,
                     "consumer paid within refund",
-                    f"at most {agreement.refunded}",
+                    f"at most {owed}",
                     str(agreement.paid_to_consumer),
                 )
 
