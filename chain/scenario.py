@@ -420,6 +420,18 @@ class PlanDesk:
         )
         return self.client.terminate(self.operator_key, request, signature)
 
+    def settle_default(self, merchant: str, agreement_ids: Sequence[bytes]) -> list[TxResult]:
+        """Settle a defaulted merchant's plans, then, once all are settled, distribute its set-off.
+
+        The regulator does both steps; the distribution covers every plan of the merchant.
+        """
+        results = [self.client.settle_default(self.regulator_key, list(agreement_ids))]
+        _, settled, _ = self.client.set_off_of(merchant)
+        if settled == self.client.agreement_count(merchant):
+            every_plan = self.client.agreements_of(merchant)
+            results.append(self.client.distribute_set_off(self.regulator_key, merchant, every_plan))
+        return results
+
     def write_policy(self, merchant: str, coverage_limit: int, days: int = 365) -> int:
         """The insurer writes a performance bond on a merchant; returns the policy id."""
         now = self.client.latest_timestamp()
