@@ -680,19 +680,24 @@ class YufuClient:
         return self.transact(submitter_key, function)
 
     def cancel_in_cooling_off(
-        self, submitter_key: str, agreement_id: bytes, deadline: int, consumer_signature: bytes
+        self, submitter_key: str, request: m.ConsumerRequest, consumer_signature: bytes
     ) -> TxResult:
-        """Cancel an unused plan within its cooling-off period."""
-        function = self.book.functions.cancelInCoolingOff(
-            agreement_id, deadline, consumer_signature
-        )
+        """Cancel an unused plan within its cooling-off period, at the consumer's request."""
+        function = self.book.functions.cancelInCoolingOff(request.as_abi(), consumer_signature)
         return self.transact(submitter_key, function)
 
     def terminate(
-        self, submitter_key: str, agreement_id: bytes, deadline: int, consumer_signature: bytes
+        self, submitter_key: str, request: m.ConsumerRequest, consumer_signature: bytes
     ) -> TxResult:
-        """End a plan early at the consumer's request."""
-        function = self.book.functions.terminate(agreement_id, deadline, consumer_signature)
+        """End a plan early at the consumer's request (which binds the least refund)."""
+        function = self.book.functions.terminate(request.as_abi(), consumer_signature)
+        return self.transact(submitter_key, function)
+
+    def revoke_request(
+        self, submitter_key: str, request: m.ConsumerRequest, consumer_signature: bytes
+    ) -> TxResult:
+        """Withdraw a consumer's unexecuted request (a signed Revoke with its nonce)."""
+        function = self.book.functions.revokeRequest(request.as_abi(), consumer_signature)
         return self.transact(submitter_key, function)
 
     def expire(self, sender_key: str, agreement_id: bytes) -> TxResult:
@@ -700,8 +705,21 @@ class YufuClient:
         return self.transact(sender_key, self.book.functions.expire(agreement_id))
 
     def settle_default(self, sender_key: str, agreement_ids: Sequence[bytes]) -> TxResult:
-        """Settle plans of a defaulted merchant."""
+        """Settle plans of a defaulted merchant (refunds from custody, entitlement set aside)."""
         return self.transact(sender_key, self.book.functions.settleDefault(list(agreement_ids)))
+
+    def distribute_set_off(
+        self, sender_key: str, merchant: str, agreement_ids: Sequence[bytes]
+    ) -> TxResult:
+        """Pay settled plans' shortfalls from the merchant's set-off pool, then insurance."""
+        return self.transact(
+            sender_key, self.book.functions.distributeSetOff(merchant, list(agreement_ids))
+        )
+
+    def set_off_of(self, merchant: str) -> tuple[int, int, int]:
+        """A defaulted merchant's set-off pool, plans settled and plans distributed."""
+        pool, settled, distributed = self.call(self.book.functions.setOffOf(merchant))
+        return int(pool), int(settled), int(distributed)
 
     def instruct_payment(
         self,
@@ -760,7 +778,7 @@ class YufuClient:
         return self.transact(sender_key, function)
 
     def custody_held(self, merchant: str) -> int:
-        """A merchant's custody by the book: confirmed deposits minus confirmed payouts, fen."""
+        """A merchant's custody by the chain: confirmed deposits − payouts + returns, fen."""
         return int(self.call(self.custody.functions.custodyHeld(merchant)))
 
     def last_reconciled_day(self, merchant: str) -> int:
@@ -789,8 +807,8 @@ class YufuClient:
         return int(self.call(self.book.functions.agreementCount(merchant)))
 
     def is_bank_reference_used(self, bank_reference: bytes) -> bool:
-        """Whether a bank reference was already reported to the book."""
-        return bool(self.call(self.book.functions.isBankReferenceUsed(bank_reference)))
+        """Whether a bank reference (credit, payout or return) was already reported."""
+        return bool(self.call(self.custody.functions.isBankReferenceUsed(bank_reference)))
 
     # ------------------------------------------------------------ ComplaintDesk
 

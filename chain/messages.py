@@ -135,7 +135,7 @@ class Payee(IntEnum):
 
 
 class InstructionState(IntEnum):
-    """Mirror of ``IAgreementBook.InstructionState``."""
+    """Mirror of ``ICustodyDesk.InstructionState``."""
 
     NONE = 0
     INSTRUCTED = 1
@@ -149,6 +149,7 @@ class ConsumerAction(IntEnum):
 
     COOLING_OFF = 0
     TERMINATE = 1
+    REVOKE = 2
 
 
 class ClaimStatus(IntEnum):
@@ -190,6 +191,7 @@ class EvidenceKind(IntEnum):
     CUSTODY_ANOMALY = 38
     PAYMENT_INSTRUCTED = 39
     PAYMENT_OUTCOME = 43
+    CREDIT_REFUSED = 44
     POLICY_WRITTEN = 40
     CLAIM_OPENED = 41
     CLAIM_PAID = 42
@@ -354,16 +356,24 @@ class ConsumptionRecord(_Message):
 
 @dataclass(frozen=True)
 class ConsumerRequest(_Message):
-    """A consumer's signed request to cool off or terminate."""
+    """A consumer's signed request to cool off, terminate, or revoke an earlier request.
+
+    ``min_refund`` binds the refund the consumer was shown; ``nonce`` lets the consumer revoke
+    the request before it is executed.
+    """
 
     agreement_id: bytes
     action: int
+    min_refund: int
+    nonce: int
     deadline: int
 
     PRIMARY_TYPE: ClassVar[str] = "ConsumerRequest"
     FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("bytes32", "agreementId"),
         ("uint8", "action"),
+        ("uint128", "minRefund"),
+        ("uint64", "nonce"),
         ("uint64", "deadline"),
     )
 

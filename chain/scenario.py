@@ -209,14 +209,15 @@ class PlanDesk:
         amount: int,
         *,
         bank_reference: bytes | None = None,
+        paid_at: int | None = None,
         signer_keys: Sequence[str] | None = None,
     ) -> TxResult:
-        """The bank feed reports the consumer's payment into custody."""
+        """The bank feed reports the consumer's payment into custody (booked now by default)."""
         funding = m.FundingReport(
             agreement_id=agreement_id,
             amount=amount,
             bank_reference=bank_reference or self.next_bank_reference(),
-            paid_at=self.client.latest_timestamp(),
+            paid_at=self.client.latest_timestamp() if paid_at is None else paid_at,
         )
         report, signatures = self.client.make_report(
             feed_id("bank_feed"),
@@ -392,28 +393,59 @@ class PlanDesk:
     # ------------------------------------------------------------ ending plans
 
     def consumer_request(
-        self, agreement_id: bytes, consumer_key: str, action: m.ConsumerAction
-    ) -> tuple[int, bytes]:
-        """The consumer signs a cooling-off or termination request; returns deadline, signature."""
-        deadline = self.client.latest_timestamp() + REQUEST_LIFETIME_SECONDS
-        request = m.ConsumerRequest(agreement_id, action, deadline)
-        return deadline, request.sign(consumer_key, self.client.book_domain())
+        self,
+        agreement_id: bytes,
+        consumer_key: str,
+        action: m.ConsumerAction,
+        *,
+        min_refund: int = 0,
+        nonce: int | None = None,
+        deadline: int | None = None,
+    ) -> tuple[m.ConsumerRequest, bytes]:
+        """The consumer signs a request; returns it and the signature."""
+        request = m.ConsumerRequest(
+            agreement_id=agreement_id,
+            action=action,
+            min_refund=min_refund,
+            nonce=int.from_bytes(os.urandom(8), "big") if nonce is None else nonce,
+            deadline=(
+                self.client.latest_timestamp() + REQUEST_LIFETIME_SECONDS
+                if deadline is None
+                else deadline
+            ),
+        )
+        return request, request.sign(consumer_key, self.client.book_domain())
 
     def cool_off(self, agreement_id: bytes, consumer_key: str) -> TxResult:
-        """The consumer cancels within the cooling-off period."""
-        deadline, signature = self.consumer_request(
-            agreement_id, consumer_key, m.ConsumerAction.COOLING_OFF
+        """The consumer cancels within the cooling-off period, for the whole payment back."""
+        paid = self.client.get_agreement(agreement_id).total_paid
+        request, signature = self.consumer_request(
+            agreement_id, consumer_key, m.ConsumerAction.COOLING_OFF, min_refund=paid
         )
-        return self.client.cancel_in_cooling_off(
-            self.operator_key, agreement_id, deadline, signature
-        )
+        return self.client.cancel_in_cooling_off(self.operator_key, request, signature)
 
-    def terminate(self, agreement_id: bytes, consumer_key: str) -> TxResult:
-        """The consumer ends the plan early."""
-        deadline, signature = self.consumer_request(
-            agreement_id, consumer_key, m.ConsumerAction.TERMINATE
+    def terminate(
+        self, agreement_id: bytes, consumer_key: str, *, min_refund: int | None = None
+    ) -> TxResult:
+        """The consumer ends the plan early, binding the refund previewed now (by default)."""
+        if min_refund is None:
+            min_refund = self.client.preview_refund(agreement_id).refund
+        request, signature = self.consumer_request(
+            agreement_id, consumer_key, m.ConsumerAction.TERMINATE, min_refund=min_refund
         )
-        return self.client.terminate(self.operator_key, agreement_id, deadline, signature)
+        return self.client.terminate(self.operator_key, request, signature)
+
+    def settle_default(self, merchant: str, agreement_ids: Sequence[bytes]) -> list[TxResult]:
+        """Settle a defaulted merchant's plans, then, once all are settled, distribute its set-off.
+
+        The regulator does both steps; the distribution covers every plan of the merchant.
+        """
+        results = [self.client.settle_default(self.regulator_key, list(agreement_ids))]
+        _, settled, _ = self.client.set_off_of(merchant)
+        if settled == self.client.agreement_count(merchant):
+            every_plan = self.client.agreements_of(merchant)
+            results.append(self.client.distribute_set_off(self.regulator_key, merchant, every_plan))
+        return results
 
     def write_policy(self, merchant: str, coverage_limit: int, days: int = 365) -> int:
         """The insurer writes a performance bond on a merchant; returns the policy id."""

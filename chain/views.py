@@ -47,18 +47,22 @@ class Ledger:
     paid_to_consumer: int
     instructed_to_merchant: int
     instructed_to_consumer: int
+    credits_refused: int
+    set_off_given: int
+    set_off_covered: int
 
     def unpaid_to_merchant(self) -> int:
         """What the merchant is entitled to and the bank has not paid out yet."""
-        return self.upfront + self.released - self.paid_to_merchant
+        return self.upfront + self.released - self.paid_to_merchant - self.set_off_given
 
     def unpaid_to_consumer(self) -> int:
-        """What custody refunds and the bank has not paid out yet."""
-        return self.refunded - self.paid_to_consumer
+        """What custody owes the consumer (refunds, refused credits) and the bank has not paid."""
+        return self.refunded + self.credits_refused + self.set_off_covered - self.paid_to_consumer
 
     def uninstructed_to_consumer(self) -> int:
-        """What custody refunds and no payment instruction has claimed yet."""
-        return self.refunded - self.instructed_to_consumer
+        """What custody owes the consumer (refunds, refused credits) not yet instructed."""
+        owed = self.refunded + self.credits_refused + self.set_off_covered
+        return owed - self.instructed_to_consumer
 
     def is_conserved(self) -> bool:
         """deposited = frozen + released + refunded + upfront."""
@@ -67,7 +71,7 @@ class Ledger:
 
 @dataclass(frozen=True)
 class Instruction:
-    """Mirror of ``IAgreementBook.Instruction``: a registered payment out of custody."""
+    """Mirror of ``ICustodyDesk.Instruction``: a registered payment out of custody."""
 
     agreement_id: bytes
     payee: int

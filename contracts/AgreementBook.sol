@@ -18,6 +18,20 @@ import {RefundMath} from "./libraries/RefundMath.sol";
 /// @title AgreementBook
 /// @notice All of Yufu's prepaid agreements and their money, in one contract.
 contract AgreementBook is IAgreementBook, EIP712 {
+    /// Where a plan of a defaulted merchant stands in the two steps of its default.
+    enum DefaultStage {
+        None,
+        Settled,
+        Distributed
+    }
+
+    /// A defaulted merchant's set-off: its entitlement set aside for its consumers; one slot.
+    struct SetOff {
+        uint128 pool;
+        uint64 settled;
+        uint64 distributed;
+    }
+
     bytes32 private constant AGREEMENT_TYPEHASH = keccak256(
         "Agreement(address merchant,address consumer,uint64 templateId,bytes32 documentHash,uint64 units,"
         "uint128 unitPrice,uint128 totalPaid,uint128 bonus,uint64 expiry,bytes32 salt)"
@@ -26,8 +40,11 @@ contract AgreementBook is IAgreementBook, EIP712 {
         "ConsumptionRecord(bytes32 agreementId,uint64 sequence,uint64 units,uint128 amount,uint64 consumedAt,"
         "bytes32 receiptHash)"
     );
-    bytes32 private constant REQUEST_TYPEHASH =
-        keccak256("ConsumerRequest(bytes32 agreementId,uint8 action,uint64 deadline)");
+    bytes32 private constant REQUEST_TYPEHASH = keccak256(
+        "ConsumerRequest(bytes32 agreementId,uint8 action,uint128 minRefund,uint64 nonce,uint64 deadline)"
+    );
+    /// A consumer's signed request stays valid at most this long.
+    uint64 private constant MAX_REQUEST_LIFETIME = 7 days;
 
     IMembership private immutable _membership;
     ITemplateRegistry private immutable _templates;
@@ -40,7 +57,9 @@ contract AgreementBook is IAgreementBook, EIP712 {
     mapping(bytes32 agreementId => Agreement) private _agreements;
     mapping(bytes32 agreementId => Ledger) private _ledgers;
     mapping(address merchant => bytes32[] agreementIds) private _agreementsOf;
-    mapping(bytes32 bankReference => bool used) private _bankReferenceUsed;
+    mapping(bytes32 agreementId => mapping(uint64 nonce => bool used)) private _requestNonceUsed;
+    mapping(bytes32 agreementId => DefaultStage) private _defaultStage;
+    mapping(address merchant => SetOff) private _setOff;
 
     constructor(
         IMembership membership,
@@ -119,29 +138,35 @@ contract AgreementBook is IAgreementBook, EIP712 {
         _requireRole(IMembership.Role.Oracle);
         bytes32 agreementId = funding.agreementId;
         Agreement storage agreement = _existing(agreementId);
-        if (agreement.state != AgreementState.Signed) revert AgreementBookInvalidState(agreementId, agreement.state);
-        if (block.timestamp > agreement.expiry) revert AgreementBookExpired(agreementId, agreement.expiry);
         _checkReport(report, agreementId, keccak256(abi.encode(funding)));
-        if (funding.amount != agreement.totalPaid) {
-            revert AgreementBookFundingMismatch(agreementId, agreement.totalPaid, funding.amount);
-        }
-        if (_bankReferenceUsed[funding.bankReference]) {
+        // One register of bank references for every posting, credits and debits alike: the desk's.
+        if (_custodyDesk.isBankReferenceUsed(funding.bankReference)) {
             revert AgreementBookDuplicateBankReference(funding.bankReference);
         }
-        if (!_merchants.canSell(agreement.merchant)) revert AgreementBookMerchantCannotSell(agreement.merchant);
+        if (funding.paidAt > report.issuedAt) {
+            revert AgreementBookPaidAfterReport(agreementId, funding.paidAt, report.issuedAt);
+        }
         bytes32 digest = _oracleHub.consume(report, signatures);
+        bytes32 refusal = _fundingRefusal(agreement, funding.amount);
+        if (refusal != bytes32(0)) {
+            // The money is in the custody account all the same: it is owed back to the payer.
+            _ledgers[agreementId].creditsRefused += funding.amount;
+            emit CreditRefused(agreementId, funding.bankReference, funding.amount, refusal);
+            _custodyDesk.deposit(agreement.merchant, agreementId, funding.amount, funding.bankReference);
+            _evidence.anchor(digest, EvidenceKinds.CREDIT_REFUSED, agreementId);
+            return;
+        }
 
         // Effects
         uint16 templateMinBps = _templates.getTemplate(agreement.templateId).minCustodyBps;
         uint16 custodyBps = _merchants.custodyRatioBps(agreement.merchant, templateMinBps);
         uint128 frozen = uint128(RefundMath.frozenShare(funding.amount, custodyBps));
         uint128 upfront = funding.amount - frozen;
-        _bankReferenceUsed[funding.bankReference] = true;
         agreement.state = AgreementState.Active;
         agreement.custodyBps = custodyBps;
-        // Funding time is when the chain learnt of the payment: never earlier than the payment,
-        // so the cooling-off window it starts is never shorter than the consumer's.
-        agreement.fundedAt = uint64(block.timestamp);
+        // Funding time is when the consumer paid, as the bank booked it (never after the signed
+        // report): the cooling-off period and the consumption log start then.
+        agreement.fundedAt = funding.paidAt;
         Ledger storage ledger = _ledgers[agreementId];
         ledger.deposited = funding.amount;
         ledger.frozen = frozen;
@@ -151,7 +176,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
         emit AgreementFunded(agreementId, funding.bankReference, agreement.merchant, funding.amount, frozen, upfront, custodyBps);
 
         // Interactions
-        _custodyDesk.deposit(agreement.merchant, agreementId, funding.amount);
+        _custodyDesk.deposit(agreement.merchant, agreementId, funding.amount, funding.bankReference);
         _evidence.anchor(digest, EvidenceKinds.AGREEMENT_FUNDED, agreementId);
     }
 
@@ -187,13 +212,17 @@ contract AgreementBook is IAgreementBook, EIP712 {
     // --------------------------------------------------------- ending a plan
 
     /// @inheritdoc IAgreementBook
-    function cancelInCoolingOff(bytes32 agreementId, uint64 deadline, bytes calldata consumerSignature) external {
+    function cancelInCoolingOff(ConsumerRequest calldata request, bytes calldata consumerSignature) external {
         // Checks
+        bytes32 agreementId = request.agreementId;
         Agreement storage agreement = _active(agreementId);
-        bytes32 digest = _checkConsumerRequest(agreement, agreementId, ConsumerAction.CoolingOff, deadline, consumerSignature);
+        bytes32 digest = _useConsumerRequest(agreement, request, ConsumerAction.CoolingOff, consumerSignature);
         if (agreement.unitsConsumed != 0) revert AgreementBookAlreadyConsumed(agreementId, agreement.unitsConsumed);
         uint64 endsAt = _coolingOffEnd(agreement);
         if (block.timestamp > endsAt) revert AgreementBookCoolingOffOver(agreementId, endsAt);
+        if (request.minRefund > agreement.totalPaid) {
+            revert AgreementBookRefundBelowAgreed(agreementId, request.minRefund, agreement.totalPaid);
+        }
 
         // Effects and interactions
         _settle(
@@ -208,18 +237,33 @@ contract AgreementBook is IAgreementBook, EIP712 {
     }
 
     /// @inheritdoc IAgreementBook
-    function terminate(bytes32 agreementId, uint64 deadline, bytes calldata consumerSignature) external {
+    function terminate(ConsumerRequest calldata request, bytes calldata consumerSignature) external {
+        // Checks
+        bytes32 agreementId = request.agreementId;
         Agreement storage agreement = _active(agreementId);
-        bytes32 digest = _checkConsumerRequest(agreement, agreementId, ConsumerAction.Terminate, deadline, consumerSignature);
+        bytes32 digest = _useConsumerRequest(agreement, request, ConsumerAction.Terminate, consumerSignature);
+        uint128 refund = _refundOwed(agreement);
+        // The request binds the refund the consumer was shown: a merchant holding it until the
+        // refund shrinks cannot execute it.
+        if (refund < request.minRefund) revert AgreementBookRefundBelowAgreed(agreementId, request.minRefund, refund);
+
+        // Effects and interactions
         _settle(
             agreementId,
             agreement,
-            _refundOwed(agreement),
+            refund,
             AgreementState.Terminated,
             RefundReason.Termination,
             digest,
             EvidenceKinds.AGREEMENT_TERMINATED
         );
+    }
+
+    /// @inheritdoc IAgreementBook
+    function revokeRequest(ConsumerRequest calldata request, bytes calldata consumerSignature) external {
+        Agreement storage agreement = _existing(request.agreementId);
+        _useConsumerRequest(agreement, request, ConsumerAction.Revoke, consumerSignature);
+        emit RequestRevoked(request.agreementId, request.nonce);
     }
 
     /// @inheritdoc IAgreementBook
@@ -256,9 +300,12 @@ contract AgreementBook is IAgreementBook, EIP712 {
         for (uint256 i = 0; i < agreementIds.length; ++i) {
             bytes32 agreementId = agreementIds[i];
             Agreement storage agreement = _existing(agreementId);
-            if (_merchants.getMerchant(agreement.merchant).status != IMerchantRegistry.MerchantStatus.Defaulted) {
-                revert AgreementBookMerchantNotDefaulted(agreement.merchant);
+            address merchant = agreement.merchant;
+            if (_merchants.getMerchant(merchant).status != IMerchantRegistry.MerchantStatus.Defaulted) {
+                revert AgreementBookMerchantNotDefaulted(merchant);
             }
+            // Settled before: skipped, so a settlement can be retried safely.
+            if (_defaultStage[agreementId] != DefaultStage.None) continue;
             bytes32 evidenceHash = keccak256(abi.encode("yufu.agreement.default", agreementId));
             if (agreement.state == AgreementState.Signed) {
                 _closeUnfunded(agreementId, agreement, AgreementState.Defaulted, evidenceHash, EvidenceKinds.DEFAULT_SETTLED);
@@ -273,7 +320,55 @@ contract AgreementBook is IAgreementBook, EIP712 {
                     EvidenceKinds.DEFAULT_SETTLED
                 );
             }
-            // Plans already closed are left as they are, so a settlement can be retried safely.
+            // Whatever the merchant is still owed by this plan waits for its consumers first.
+            Ledger storage ledger = _ledgers[agreementId];
+            uint128 swept = _uninstructedToMerchant(ledger);
+            _defaultStage[agreementId] = DefaultStage.Settled;
+            SetOff storage setOff = _setOff[merchant];
+            setOff.settled += 1;
+            if (swept > 0) {
+                ledger.setOffGiven += swept;
+                setOff.pool += swept;
+                emit SetOffSwept(agreementId, merchant, swept);
+            }
+        }
+    }
+
+    /// @inheritdoc IAgreementBook
+    function distributeSetOff(address merchant, bytes32[] calldata agreementIds) external {
+        // Checks
+        if (!_membership.isMember(msg.sender)) revert AgreementBookUnauthorized(msg.sender);
+        SetOff storage setOff = _setOff[merchant];
+        uint256 total = _agreementsOf[merchant].length;
+        if (setOff.settled != total) revert AgreementBookSetOffNotReady(merchant, setOff.settled, total);
+        for (uint256 i = 0; i < agreementIds.length; ++i) {
+            bytes32 agreementId = agreementIds[i];
+            Agreement storage agreement = _existing(agreementId);
+            if (agreement.merchant != merchant || _defaultStage[agreementId] != DefaultStage.Settled) {
+                revert AgreementBookNotAwaitingSetOff(agreementId);
+            }
+
+            // Effects: the pool pays first.
+            _defaultStage[agreementId] = DefaultStage.Distributed;
+            setOff.distributed += 1;
+            Ledger storage ledger = _ledgers[agreementId];
+            uint128 shortfall = ledger.merchantOwed;
+            uint128 fromPool = shortfall < setOff.pool ? shortfall : setOff.pool;
+            if (fromPool > 0) {
+                setOff.pool -= fromPool;
+                ledger.setOffCovered += fromPool;
+                ledger.merchantOwed = shortfall - fromPool;
+                emit SetOffApplied(agreementId, merchant, fromPool);
+            }
+
+            // Interactions: the insurer next, with the cover in force at default.
+            uint128 rest = ledger.merchantOwed;
+            if (rest > 0) {
+                (, uint128 covered) = _insurance.openClaim(agreementId, merchant, agreement.consumer, rest);
+                // Written after the call, but the pool is a trusted system contract that never calls back.
+                ledger.insuredShortfall = covered;
+                ledger.merchantOwed = rest - covered;
+            }
         }
     }
 
@@ -298,7 +393,8 @@ contract AgreementBook is IAgreementBook, EIP712 {
         }
         uint128 due = payee == Payee.Merchant
             ? (agreement.upfrontReleased ? ledger.upfront : 0) + ledger.released - ledger.instructedToMerchant
-            : ledger.refunded - ledger.instructedToConsumer;
+                - ledger.setOffGiven
+            : ledger.refunded + ledger.creditsRefused + ledger.setOffCovered - ledger.instructedToConsumer;
         amount = maxAmount < due ? maxAmount : due;
         if (amount == 0) revert AgreementBookNothingToInstruct(agreementId, payee);
         if (payee == Payee.Merchant) {
@@ -326,6 +422,13 @@ contract AgreementBook is IAgreementBook, EIP712 {
         if (payee == Payee.Merchant) {
             ledger.instructedToMerchant -= amount;
             if (returned) ledger.paidToMerchant -= amount;
+            // A defaulted merchant's money that did not reach it waits for its consumers.
+            if (_defaultStage[agreementId] != DefaultStage.None) {
+                ledger.setOffGiven += amount;
+                address merchant = _agreements[agreementId].merchant;
+                _setOff[merchant].pool += amount;
+                emit SetOffSwept(agreementId, merchant, amount);
+            }
         } else {
             ledger.instructedToConsumer -= amount;
             if (returned) ledger.paidToConsumer -= amount;
@@ -397,8 +500,24 @@ contract AgreementBook is IAgreementBook, EIP712 {
     }
 
     /// @inheritdoc IAgreementBook
-    function requestDigest(bytes32 agreementId, ConsumerAction action, uint64 deadline) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(REQUEST_TYPEHASH, agreementId, uint8(action), deadline)));
+    function requestDigest(ConsumerRequest calldata request) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    REQUEST_TYPEHASH,
+                    request.agreementId,
+                    uint8(request.action),
+                    request.minRefund,
+                    request.nonce,
+                    request.deadline
+                )
+            )
+        );
+    }
+
+    /// @inheritdoc IAgreementBook
+    function isRequestNonceUsed(bytes32 agreementId, uint64 nonce) external view returns (bool) {
+        return _requestNonceUsed[agreementId][nonce];
     }
 
     /// @inheritdoc IAgreementBook
@@ -418,8 +537,9 @@ contract AgreementBook is IAgreementBook, EIP712 {
     }
 
     /// @inheritdoc IAgreementBook
-    function isBankReferenceUsed(bytes32 bankReference) external view returns (bool) {
-        return _bankReferenceUsed[bankReference];
+    function setOffOf(address merchant) external view returns (uint128 pool, uint64 settled, uint64 distributed) {
+        SetOff storage setOff = _setOff[merchant];
+        return (setOff.pool, setOff.settled, setOff.distributed);
     }
 
     /// @inheritdoc IAgreementBook
@@ -543,7 +663,8 @@ contract AgreementBook is IAgreementBook, EIP712 {
         ledger.upfront -= reclaimed - fromReleased;
         ledger.refunded += fromFrozen + reclaimed;
         ledger.refundDue = refund;
-        if (reason != RefundReason.Default) ledger.merchantOwed = shortfall;
+        // On default this is provisional: the set-off and the insurer pay it down later.
+        ledger.merchantOwed = shortfall;
         agreement.state = state;
         // What the refund left of a still-held upfront share is the merchant's now.
         bool upfrontWasHeld = !agreement.upfrontReleased;
@@ -558,12 +679,6 @@ contract AgreementBook is IAgreementBook, EIP712 {
 
         // Interactions
         _evidence.anchor(evidenceHash, evidenceKind, agreementId);
-        if (reason == RefundReason.Default && shortfall > 0) {
-            (, uint128 covered) = _insurance.openClaim(agreementId, agreement.merchant, agreement.consumer, shortfall);
-            // Written after the call, but the pool is a trusted system contract that never calls back.
-            ledger.insuredShortfall = covered;
-            ledger.merchantOwed = shortfall - covered;
-        }
     }
 
     /// Where a refund of `refund` comes from: the frozen share, then the merchant's entitlement no
@@ -576,10 +691,15 @@ contract AgreementBook is IAgreementBook, EIP712 {
     {
         uint128 frozen = ledger.frozen;
         fromFrozen = refund < frozen ? refund : frozen;
-        uint128 uninstructed = ledger.upfront + ledger.released - ledger.instructedToMerchant;
+        uint128 uninstructed = _uninstructedToMerchant(ledger);
         uint128 rest = refund - fromFrozen;
         reclaimed = rest < uninstructed ? rest : uninstructed;
         shortfall = rest - reclaimed;
+    }
+
+    /// The merchant's entitlement no instruction has claimed and no set-off has taken.
+    function _uninstructedToMerchant(Ledger storage ledger) private view returns (uint128) {
+        return ledger.upfront + ledger.released - ledger.instructedToMerchant - ledger.setOffGiven;
     }
 
     function _releaseUpfront(bytes32 agreementId, Agreement storage agreement, Ledger storage ledger) private {
@@ -621,18 +741,35 @@ contract AgreementBook is IAgreementBook, EIP712 {
         );
     }
 
-    function _checkConsumerRequest(
+    /// Checks a consumer's signed request for `action` and uses up its nonce; returns its digest.
+    function _useConsumerRequest(
         Agreement storage agreement,
-        bytes32 agreementId,
+        ConsumerRequest calldata request,
         ConsumerAction action,
-        uint64 deadline,
         bytes calldata consumerSignature
-    ) private view returns (bytes32 digest) {
+    ) private returns (bytes32 digest) {
         _requireMerchantOrOperator(agreement.merchant);
         _requireNotDefaulted(agreement.merchant);
+        if (request.action != action) revert AgreementBookWrongRequestAction(action, request.action);
+        uint64 deadline = request.deadline;
         if (block.timestamp > deadline) revert AgreementBookRequestExpired(deadline, uint64(block.timestamp));
-        digest = requestDigest(agreementId, action, deadline);
+        uint64 latest = uint64(block.timestamp) + MAX_REQUEST_LIFETIME;
+        if (deadline > latest) revert AgreementBookRequestDeadlineTooFar(deadline, latest);
+        if (_requestNonceUsed[request.agreementId][request.nonce]) {
+            revert AgreementBookRequestUsed(request.agreementId, request.nonce);
+        }
+        digest = requestDigest(request);
         _requireSigner(digest, agreement.consumer, consumerSignature);
+        _requestNonceUsed[request.agreementId][request.nonce] = true;
+    }
+
+    /// Why a plan cannot accept a payment into custody (ASCII, left-aligned), or zero if it can.
+    function _fundingRefusal(Agreement storage agreement, uint128 amount) private view returns (bytes32) {
+        if (agreement.state != AgreementState.Signed) return "state";
+        if (block.timestamp > agreement.expiry) return "expired";
+        if (amount != agreement.totalPaid) return "amount";
+        if (!_merchants.canSell(agreement.merchant)) return "merchant";
+        return bytes32(0);
     }
 
     function _checkReport(IOracleHub.Report calldata report, bytes32 subject, bytes32 payloadHash) private pure {

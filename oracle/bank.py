@@ -10,8 +10,9 @@ Three duties, each driven by a durable cursor (see docs/decisions/0008):
   queues the custody reconciliation of its account's merchant. Whatever cannot be matched is
   parked for the regulator.
 - **Chain → bank.** The chain is the register of payment instructions (decision 0010). A
-  ``FundsReleased`` or ``RefundGranted`` event, or a funded plan's upfront share once its
-  cooling-off period is over, makes the oracle ask the custody desk to register an instruction
+  ``FundsReleased``, ``RefundGranted`` or ``CreditRefused`` event, or a funded plan's upfront
+  share once its cooling-off period is over, makes the oracle ask the custody desk to register
+  an instruction
   (``instructPayment``, id from the event: :func:`instruction_id`); only a ``PaymentInstructed``
   event read back from the chain becomes a ``pain.001``, with the amount the chain registered.
   A settlement can therefore never take back money already on its way to the bank. The bank
@@ -173,6 +174,7 @@ class BankOracle:
                 text="AgreementFunded(bytes32,bytes32,address,uint128,uint128,uint128,uint16)"
             ),
             Web3.keccak(text="PaymentInstructed(bytes32,bytes32,uint8,uint128,address)"),
+            Web3.keccak(text="CreditRefused(bytes32,bytes32,uint128,bytes32)"),
         ]
         self._addresses = [client.book.address, client.custody.address]
         self._window = LOG_WINDOW_BLOCKS
@@ -484,10 +486,13 @@ class BankOracle:
         return registered
 
     def _entitlement(self, db: sqlite3.Connection, event: Any, log_entry: Any) -> None:
-        """Ask the chain to register a release or a refund as a payment instruction."""
+        """Ask the chain to register a release, a refund or a refused credit as an instruction."""
         args = event.args
         if event.name == "FundsReleased":
             payee, amount = m.Payee.MERCHANT, int(args["amount"])
+        elif event.name == "CreditRefused":
+            # A payment the plan could not accept goes back to the payer in full.
+            payee, amount = m.Payee.CONSUMER, int(args["amount"])
         else:
             payee, amount = m.Payee.CONSUMER, int(args["fromCustody"])
         if amount == 0:

@@ -40,7 +40,6 @@ from chain.messages import AgreementState, Payee
 RELEASE_REASONS: tuple[str, ...] = ("Upfront", "Consumption", "Settlement")
 REFUND_REASONS: tuple[str, ...] = ("CoolingOff", "Termination", "Expiry", "Default")
 _UPFRONT, _CONSUMPTION, _SETTLEMENT = 0, 1, 2
-_DEFAULT_REASON = 3
 
 LEDGER_FIELDS: tuple[str, ...] = (
     "deposited",
@@ -55,11 +54,14 @@ LEDGER_FIELDS: tuple[str, ...] = (
     "paid_to_consumer",
     "instructed_to_merchant",
     "instructed_to_consumer",
+    "credits_refused",
+    "set_off_given",
+    "set_off_covered",
 )
 
 _GET_LEDGER = function_signature_to_4byte_selector("getLedger(bytes32)")
 _GET_AGREEMENT = function_signature_to_4byte_selector("getAgreement(bytes32)")
-_LEDGER_TYPE = "(" + ",".join(["uint128"] * 12) + ")"
+_LEDGER_TYPE = "(" + ",".join(["uint128"] * 15) + ")"
 _AGREEMENT_TYPE = (
     "(address,uint64,uint8,uint16,bool,address,uint64,bytes32,uint64,uint64,uint64,uint64,"
     "uint128,uint128,uint128,uint128)"
@@ -206,13 +208,15 @@ class AgreementLedger:
     paid_to_consumer: int = 0
     instructed_to_merchant: int = 0
     instructed_to_consumer: int = 0
+    credits_refused: int = 0
+    set_off_given: int = 0
+    set_off_covered: int = 0
     upfront_released: bool = False
     funded_block: int | None = None
     closed_block: int | None = None
     # Set while a settlement's events arrive, in the order the contract emits them.
     pending_reclaimed: int = 0
     pending_settlement_release: int | None = None
-    pending_shortfall: int | None = None
     contract_matches: bool | None = None
 
     def conserved(self) -> bool:
@@ -496,10 +500,8 @@ class LedgerBook:
         agreement.upfront -= reclaimed - from_released
         agreement.refunded += from_custody
         agreement.refund_due = refund
-        if int(args["reason"]) == _DEFAULT_REASON:
-            agreement.pending_shortfall = shortfall
-        else:
-            agreement.merchant_owed = shortfall
+        # On default this is provisional: the set-off and the insurer pay it down later.
+        agreement.merchant_owed = shortfall
         agreement.pending_settlement_release = left_over if left_over > 0 else None
         self._check_non_negative(agreement, event)
 
@@ -508,15 +510,14 @@ class LedgerBook:
         if agreement is None:
             return
         loss, covered = int(event.args["loss"]), int(event.args["covered"])
-        if agreement.pending_shortfall != loss:
+        if agreement.merchant_owed != loss:
             self._violation(
                 agreement.agreement_id,
                 event,
-                "claim loss is the default's shortfall",
-                str(agreement.pending_shortfall),
+                "claim loss is the shortfall the set-off left",
+                str(agreement.merchant_owed),
                 str(loss),
             )
-        agreement.pending_shortfall = None
         agreement.insured_shortfall = covered
         agreement.merchant_owed = loss - covered
 
@@ -549,10 +550,29 @@ class LedgerBook:
             instructed, rule = agreement.instructed_to_merchant, "merchant instructed within due"
         else:
             agreement.instructed_to_consumer += amount
-            due = agreement.refunded
+            due = agreement.refunded + agreement.credits_refused
             instructed, rule = agreement.instructed_to_consumer, "consumer instructed within refund"
         if instructed > due:
             self._violation(agreement.agreement_id, event, rule, f"at most {due}", str(instructed))
+
+    def _on_SetOffSwept(self, event: DecodedEvent) -> None:  # noqa: N802
+        agreement = self._known(event)
+        if agreement is not None:
+            agreement.set_off_given += int(event.args["amount"])
+            self._check_non_negative(agreement, event)
+
+    def _on_SetOffApplied(self, event: DecodedEvent) -> None:  # noqa: N802
+        agreement = self._known(event)
+        if agreement is not None:
+            amount = int(event.args["amount"])
+            agreement.set_off_covered += amount
+            agreement.merchant_owed -= amount
+            self._check_non_negative(agreement, event)
+
+    def _on_CreditRefused(self, event: DecodedEvent) -> None:  # noqa: N802
+        agreement = self._known(event)
+        if agreement is not None:
+            agreement.credits_refused += int(event.args["amount"])
 
     def _on_PaymentRejected(self, event: DecodedEvent) -> None:  # noqa: N802
         self._instruction_undone(event, returned=False)
@@ -601,12 +621,13 @@ class LedgerBook:
                 )
         else:
             agreement.paid_to_consumer += amount
-            if agreement.paid_to_consumer > agreement.refunded:
+            owed = agreement.refunded + agreement.credits_refused
+            if agreement.paid_to_consumer > owed:
                 self._violation(
                     agreement.agreement_id,
                     event,
                     "consumer paid within refund",
-                    f"at most {agreement.refunded}",
+                    f"at most {owed}",
                     str(agreement.paid_to_consumer),
                 )
 

@@ -50,7 +50,9 @@ interface IAgreementBook {
     /// @notice What a consumer's signed request asks for.
     enum ConsumerAction {
         CoolingOff,
-        Terminate
+        Terminate,
+        // Withdraws the consumer's unexecuted request with the same nonce.
+        Revoke
     }
 
     /// @notice The terms both parties sign (EIP-712 `Agreement`). Amounts in fen.
@@ -106,10 +108,19 @@ interface IAgreementBook {
     /// @param merchantOwed Refund custody and insurance did not cover: the merchant owes it.
     /// @param insuredShortfall Refund the insurance pool promised to pay.
     /// @param paidToMerchant Payouts to the merchant the bank confirmed.
-    /// @param paidToConsumer Refund payouts from custody the bank confirmed.
+    /// @param paidToConsumer Refund payouts from custody the bank confirmed (refunds and refused
+    /// credits paid back).
     /// @param instructedToMerchant Payment instructions to the merchant registered and not
     /// rejected or returned (paid or still with the bank).
-    /// @param instructedToConsumer The same for refunds to the consumer.
+    /// @param instructedToConsumer The same for payments to the consumer.
+    /// @param creditsRefused Payments into custody for this plan that it could not accept (it was
+    /// funded or closed already, expired, the amount differed, or the merchant could no longer
+    /// sell): owed back to the payer in full, outside the plan's own money.
+    /// @param setOffGiven After the merchant's default: its entitlement from this plan that was
+    /// set aside for its consumers' shortfalls instead of being paid to it.
+    /// @param setOffCovered After the merchant's default: the part of this plan's shortfall paid
+    /// from the merchant's set-off pool (before insurance). refundDue = refunded + setOffCovered +
+    /// insuredShortfall + merchantOwed once the default is distributed.
     struct Ledger {
         uint128 deposited;
         uint128 frozen;
@@ -123,6 +134,9 @@ interface IAgreementBook {
         uint128 paidToConsumer;
         uint128 instructedToMerchant;
         uint128 instructedToConsumer;
+        uint128 creditsRefused;
+        uint128 setOffGiven;
+        uint128 setOffCovered;
     }
 
     /// @notice One delivered unit of service, signed by merchant and consumer (EIP-712 `ConsumptionRecord`).
@@ -135,7 +149,24 @@ interface IAgreementBook {
         bytes32 receiptHash;
     }
 
+    /// @notice A consumer's signed request (EIP-712 `ConsumerRequest`): cool off, terminate, or
+    /// revoke an earlier request with the same nonce.
+    /// @param minRefund The least refund the consumer agreed to (the previewed one); the request
+    /// is refused if the refund has since shrunk below it.
+    /// @param nonce Distinguishes the consumer's requests on one plan; a revoked or executed
+    /// nonce cannot be used again.
+    /// @param deadline The request expires at this time, at most 7 days after it is submitted.
+    struct ConsumerRequest {
+        bytes32 agreementId;
+        ConsumerAction action;
+        uint128 minRefund;
+        uint64 nonce;
+        uint64 deadline;
+    }
+
     /// @notice The bank's report that the consumer's payment arrived in custody.
+    /// @param paidAt The bank's booking time of the payment; the plan's funding time, so the
+    /// cooling-off period and the consumption log start when the consumer paid.
     struct FundingReport {
         bytes32 agreementId;
         uint128 amount;
@@ -185,12 +216,27 @@ interface IAgreementBook {
     error AgreementBookCoolingOffOver(bytes32 agreementId, uint64 endedAt);
     /// @notice Cooling-off needs an unused plan.
     error AgreementBookAlreadyConsumed(bytes32 agreementId, uint64 unitsConsumed);
+    /// @notice The refund is now below the least the consumer agreed to when signing the request.
+    error AgreementBookRefundBelowAgreed(bytes32 agreementId, uint128 minRefund, uint128 refund);
+    /// @notice A request's deadline may lie at most 7 days ahead (`latest`).
+    error AgreementBookRequestDeadlineTooFar(uint64 deadline, uint64 latest);
+    /// @notice The request's nonce was revoked or used already.
+    error AgreementBookRequestUsed(bytes32 agreementId, uint64 nonce);
+    /// @notice The request asks for another action than the function it was sent to.
+    error AgreementBookWrongRequestAction(ConsumerAction expected, ConsumerAction got);
+    /// @notice The bank's booking time is after the report that carries it was issued.
+    error AgreementBookPaidAfterReport(bytes32 agreementId, uint64 paidAt, uint64 issuedAt);
     /// @notice The consumer's signed request passed its deadline.
     error AgreementBookRequestExpired(uint64 deadline, uint64 nowTime);
     /// @notice The agreement expired at `expiry`, before the bank reported its payment.
     error AgreementBookExpired(bytes32 agreementId, uint64 expiry);
     /// @notice The agreement has not expired yet.
     error AgreementBookNotExpired(bytes32 agreementId, uint64 expiry);
+    /// @notice The set-off of a defaulted merchant is distributed only once every one of its
+    /// plans went through {settleDefault} (`settled` of `total`).
+    error AgreementBookSetOffNotReady(address merchant, uint256 settled, uint256 total);
+    /// @notice The plan was not settled on default, or its set-off is distributed already.
+    error AgreementBookNotAwaitingSetOff(bytes32 agreementId);
     /// @notice The merchant has not been declared in default.
     error AgreementBookMerchantNotDefaulted(address merchant);
     /// @notice A batch's arrays differ in length, or the batch is empty.
@@ -235,6 +281,19 @@ interface IAgreementBook {
     event FundsReleased(
         bytes32 indexed agreementId, address indexed merchant, ReleaseReason indexed reason, uint128 amount
     );
+    /// @notice Emitted when the bank reported a payment the plan could not accept; it is owed back
+    /// to the payer in full. `reason` (ASCII, left-aligned): "state", "expired", "amount" or
+    /// "merchant".
+    event CreditRefused(
+        bytes32 indexed agreementId, bytes32 indexed bankReference, uint128 amount, bytes32 reason
+    );
+    /// @notice Emitted when a defaulted merchant's entitlement from a plan was set aside for its
+    /// consumers' shortfalls.
+    event SetOffSwept(bytes32 indexed agreementId, address indexed merchant, uint128 amount);
+    /// @notice Emitted when part of a plan's shortfall was paid from its merchant's set-off pool.
+    event SetOffApplied(bytes32 indexed agreementId, address indexed merchant, uint128 amount);
+    /// @notice Emitted when a consumer withdrew an unexecuted request.
+    event RequestRevoked(bytes32 indexed agreementId, uint64 indexed nonce);
     /// @notice Emitted when a settlement took back money the merchant was entitled to and no
     /// payment instruction had claimed yet.
     event EntitlementReclaimed(bytes32 indexed agreementId, address indexed merchant, uint128 amount);
@@ -267,16 +326,20 @@ interface IAgreementBook {
         bytes calldata consumerSignature
     ) external returns (bytes32 agreementId);
 
-    /// @notice Activates a plan once the bank reports the payment in custody.
-    /// @dev Emits {AgreementFunded}. The custody ratio is fixed now: the template's minimum raised
-    /// to the merchant's tier floor. The upfront (not frozen) share stays in custody until the
-    /// cooling-off period ends or the first consumption ends the right to cool off; only then is
-    /// it released ({FundsReleased} with reason Upfront).
+    /// @notice Records the bank's report of a payment into custody for a plan: activates the plan,
+    /// or, when the plan cannot accept it, records it as owed back to the payer.
+    /// @dev Emits {AgreementFunded}, or {CreditRefused} when the plan is not Signed, has expired,
+    /// the amount is not totalPaid, or the merchant may no longer sell — the money is in the
+    /// custody account either way, so every credit is recorded. The custody ratio is fixed now:
+    /// the template's minimum raised to the merchant's tier floor. The funding time is the bank's
+    /// booking time. The upfront (not frozen) share stays in custody until the cooling-off period
+    /// ends or the first consumption ends the right to cool off; only then is it released
+    /// ({FundsReleased} with reason Upfront).
     /// Requirements:
     /// - The caller is an oracle; the report is a valid bank-feed report about the agreement
     ///   carrying keccak256(abi.encode(funding)).
-    /// - The agreement is Signed and not expired; the amount equals totalPaid; the bank reference
-    ///   is new; the merchant may sell.
+    /// - The agreement exists; the bank reference is new; the booking time is not after the
+    ///   report's issue time.
     function confirmFunding(
         FundingReport calldata funding,
         IOracleHub.Report calldata report,
@@ -312,19 +375,32 @@ interface IAgreementBook {
     /// {AgreementClosed}. The upfront share is never released before the cooling-off period
     /// ends, so custody always covers the whole refund.
     /// Requirements: the caller is the merchant or an operator; the consumer signed a
-    /// `ConsumerRequest` (CoolingOff) not past its deadline; the plan is Active, unused, and
+    /// `ConsumerRequest` (CoolingOff) not past its deadline (at most 7 days ahead), with an unused
+    /// nonce and a minimum refund not above the payment; the plan is Active, unused, and
     /// within the template's cooling-off days of funding; the merchant is not in default (use
     /// {settleDefault}).
-    function cancelInCoolingOff(bytes32 agreementId, uint64 deadline, bytes calldata consumerSignature) external;
+    function cancelInCoolingOff(ConsumerRequest calldata request, bytes calldata consumerSignature) external;
 
     /// @notice Ends a plan early at the consumer's request, refunding by the template's formula.
     /// @dev Emits {RefundGranted}, {EntitlementReclaimed} or {FundsReleased} (custody left over),
     /// and {AgreementClosed}. The refund is paid from custody, then from the merchant's
     /// entitlement no instruction has claimed; the rest is `merchantOwed`.
     /// Requirements: the caller is the merchant or an operator; the consumer signed a
-    /// `ConsumerRequest` (Terminate) not past its deadline; the plan is Active; the merchant is
-    /// not in default (use {settleDefault}).
-    function terminate(bytes32 agreementId, uint64 deadline, bytes calldata consumerSignature) external;
+    /// `ConsumerRequest` (Terminate) not past its deadline (at most 7 days ahead), with an unused
+    /// nonce; the refund now is at least the request's `minRefund` (the previewed refund the
+    /// consumer agreed to); the plan is Active; the merchant is not in default (use
+    /// {settleDefault}). Whoever submits it — merchant or the platform relaying for the
+    /// consumer — the consumer's remedy does not depend on the merchant.
+    function terminate(ConsumerRequest calldata request, bytes calldata consumerSignature) external;
+
+    /// @notice Withdraws a consumer's unexecuted request: its nonce can no longer be used.
+    /// @dev Emits {RequestRevoked}. Requirements: the caller is the merchant or an operator (the
+    /// platform relays for the consumer); the consumer signed a `ConsumerRequest` (Revoke) with
+    /// the nonce to withdraw, not past its deadline, at most 7 days ahead; the nonce is unused.
+    function revokeRequest(ConsumerRequest calldata request, bytes calldata consumerSignature) external;
+
+    /// @notice Whether the consumer's request nonce on this plan was used or revoked.
+    function isRequestNonceUsed(bytes32 agreementId, uint64 nonce) external view returns (bool);
 
     /// @notice Closes an expired plan; unused value is refunded by the template's formula.
     /// @dev Emits {AgreementClosed} (and refund events for an Active plan).
@@ -332,11 +408,27 @@ interface IAgreementBook {
     /// merchant is not in default (use {settleDefault}).
     function expire(bytes32 agreementId) external;
 
-    /// @notice Settles plans of a defaulted merchant: refunds from custody first, the shortfall
-    /// as an insurance claim.
-    /// @dev Emits {RefundGranted} and {AgreementClosed} per plan. Plans already closed are skipped.
+    /// @notice Settles plans of a defaulted merchant, first of two steps: each plan's refund is
+    /// paid from its own custody, and the merchant's entitlement no instruction has claimed (from
+    /// this plan, used or not, open or closed) is set aside in the merchant's set-off pool.
+    /// @dev Emits {RefundGranted}, {AgreementClosed} and {SetOffSwept} per plan. A plan settled
+    /// before is skipped, so a settlement can be retried safely. The shortfall stays
+    /// `merchantOwed` until {distributeSetOff}.
     /// Requirements: the caller is a member; each plan's merchant is Defaulted.
     function settleDefault(bytes32[] calldata agreementIds) external;
+
+    /// @notice Second step of a default, once every plan of the merchant is settled: each listed
+    /// plan's shortfall is paid from the merchant's set-off pool first, then claimed from the
+    /// insurance cover in force at default; what is still missing stays `merchantOwed`.
+    /// @dev Emits {SetOffApplied} and the pool's {IInsurancePool.ClaimOpened} per plan. What is
+    /// left in the pool after every consumer is whole stays in custody: the merchant comes last.
+    /// Requirements: the caller is a member; every plan of the merchant went through
+    /// {settleDefault}; each listed plan is the merchant's, settled and not yet distributed.
+    function distributeSetOff(address merchant, bytes32[] calldata agreementIds) external;
+
+    /// @notice A defaulted merchant's set-off pool: entitlement set aside for its consumers not yet
+    /// used, and how many of its plans were settled and distributed.
+    function setOffOf(address merchant) external view returns (uint128 pool, uint64 settled, uint64 distributed);
 
     /// @notice The custody desk claims, for a payment instruction, what is due to `payee` and no
     /// instruction has claimed yet, up to `maxAmount`. A settlement never takes back a claimed fen.
@@ -382,10 +474,7 @@ interface IAgreementBook {
     function recordDigest(ConsumptionRecord calldata record) external view returns (bytes32);
 
     /// @notice The EIP-712 digest of a consumer request.
-    function requestDigest(bytes32 agreementId, ConsumerAction action, uint64 deadline)
-        external
-        view
-        returns (bytes32);
+    function requestDigest(ConsumerRequest calldata request) external view returns (bytes32);
 
     /// @notice How many agreements `merchant` has.
     function agreementCount(address merchant) external view returns (uint256);
@@ -393,6 +482,4 @@ interface IAgreementBook {
     /// @notice `merchant`'s agreement ids from `offset`, at most `limit`.
     function agreementsOf(address merchant, uint256 offset, uint256 limit) external view returns (bytes32[] memory);
 
-    /// @notice Whether the bank reference was already reported.
-    function isBankReferenceUsed(bytes32 bankReference) external view returns (bool);
 }

@@ -23,6 +23,7 @@ library EvidenceKinds {
     uint16 internal constant CUSTODY_ANOMALY = 38;
     uint16 internal constant PAYMENT_INSTRUCTED = 39;
     uint16 internal constant PAYMENT_OUTCOME = 43;
+    uint16 internal constant CREDIT_REFUSED = 44;
     uint16 internal constant POLICY_WRITTEN = 40;
     uint16 internal constant CLAIM_OPENED = 41;
     uint16 internal constant CLAIM_PAID = 42;

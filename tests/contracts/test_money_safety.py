@@ -162,3 +162,199 @@ def test_a_statement_dated_after_its_report_is_refused_and_blocks_nothing(
         desk.reconcile_custody(merchant.address, far, 0)
     desk.reconcile_custody(merchant.address, today, 0)
     assert desk.client.last_reconciled_day(merchant.address) == today
+
+
+# ---------------------------------------------------------------- refused payments
+
+
+def test_a_payment_after_the_merchant_was_suspended_is_owed_back_to_the_payer(
+    desk: PlanDesk, merchant: Any, consumer: Any
+) -> None:
+    agreement_id = _plan(desk, merchant, consumer)
+    desk.client.suspend_merchant(desk.regulator_key, merchant.address, b"\x01" * 32)
+    result = desk.fund(agreement_id, 100_000)
+    refused = result.event("CreditRefused").args
+    assert (refused["amount"], refused["reason"]) == (100_000, m.label("merchant"))
+    assert desk.client.get_agreement(agreement_id).state == m.AgreementState.SIGNED
+    ledger = desk.client.get_ledger(agreement_id)
+    assert (ledger.deposited, ledger.credits_refused) == (0, 100_000)
+    # The money is in custody, and goes back through a registered instruction.
+    assert desk.client.custody_held(merchant.address) == 100_000
+    desk.confirm_payout(agreement_id, m.Payee.CONSUMER, 100_000)
+    assert desk.client.custody_held(merchant.address) == 0
+    assert desk.client.get_ledger(agreement_id).unpaid_to_consumer() == 0
+
+
+def test_a_wrong_amount_and_a_second_payment_are_recorded_and_owed_back(
+    desk: PlanDesk, merchant: Any, consumer: Any
+) -> None:
+    agreement_id = _plan(desk, merchant, consumer)
+    wrong = desk.fund(agreement_id, 99_999).event("CreditRefused").args
+    assert wrong["reason"] == m.label("amount")
+    desk.fund(agreement_id, 100_000)
+    again = desk.fund(agreement_id, 100_000).event("CreditRefused").args
+    assert again["reason"] == m.label("state")
+    ledger = desk.client.get_ledger(agreement_id)
+    assert (ledger.deposited, ledger.credits_refused) == (100_000, 199_999)
+    assert desk.client.custody_held(merchant.address) == 299_999
+
+
+def test_a_payment_reported_after_expiry_is_owed_back(
+    backend: Any, desk: PlanDesk, merchant: Any, consumer: Any
+) -> None:
+    signed = desk.sign_agreement(
+        merchant.key, consumer.key, merchant.template_id, units=10, unit_price=10_000, term_days=1
+    )
+    agreement_id, _ = desk.open(signed)
+    backend.advance_time(2 * DAY)
+    refused = desk.fund(agreement_id, 100_000).event("CreditRefused").args
+    assert refused["reason"] == m.label("expired")
+
+
+# ---------------------------------------------------------------- funding time
+
+
+def test_a_lesson_on_the_day_of_payment_is_recorded_after_a_next_day_report(
+    backend: Any, desk: PlanDesk, merchant: Any, consumer: Any
+) -> None:
+    agreement_id = _plan(desk, merchant, consumer)
+    paid_at = desk.client.latest_timestamp()
+    backend.advance_time(DAY)  # the bank reports T+1
+    desk.fund(agreement_id, 100_000, paid_at=paid_at)
+    assert desk.client.get_agreement(agreement_id).funded_at == paid_at
+    lesson = desk.sign_record(agreement_id, 1, merchant.key, consumer.key, consumed_at=paid_at + 60)
+    desk.consume(lesson)
+    assert desk.client.get_agreement(agreement_id).units_consumed == 1
+
+
+def test_the_cooling_off_period_runs_from_the_payment_not_the_report(
+    backend: Any, desk: PlanDesk, merchant: Any, consumer: Any, reverts: Callable[..., Any]
+) -> None:
+    agreement_id = _plan(desk, merchant, consumer)
+    paid_at = desk.client.latest_timestamp()
+    backend.advance_time(7 * DAY + 60)
+    desk.fund(agreement_id, 100_000, paid_at=paid_at)
+    with reverts("AgreementBookCoolingOffOver", agreement_id, paid_at + 7 * DAY):
+        desk.cool_off(agreement_id, consumer.key)
+
+
+def test_a_booking_time_after_the_report_is_refused(
+    desk: PlanDesk, merchant: Any, consumer: Any, reverts: Callable[..., Any]
+) -> None:
+    agreement_id = _plan(desk, merchant, consumer)
+    now = desk.client.latest_timestamp()
+    with reverts("AgreementBookPaidAfterReport", agreement_id, now + 3_600, now):
+        desk.fund(agreement_id, 100_000, paid_at=now + 3_600)
+
+
+# ---------------------------------------------------------------- binding requests
+
+
+def _used_plan(desk: PlanDesk, merchant: Any, consumer: Any) -> bytes:
+    agreement_id = _plan(desk, merchant, consumer)
+    desk.fund(agreement_id, 100_000)
+    desk.consume(desk.sign_record(agreement_id, 1, merchant.key, consumer.key))
+    return agreement_id
+
+
+def test_a_termination_request_binds_the_refund_the_consumer_was_shown(
+    desk: PlanDesk, merchant: Any, consumer: Any, reverts: Callable[..., Any]
+) -> None:
+    agreement_id = _used_plan(desk, merchant, consumer)
+    shown = desk.client.preview_refund(agreement_id).refund
+    assert shown == 90_000
+    request, signature = desk.consumer_request(
+        agreement_id, consumer.key, m.ConsumerAction.TERMINATE, min_refund=shown
+    )
+    # The merchant holds the request and records seven more lessons first.
+    for sequence in range(2, 9):
+        desk.consume(desk.sign_record(agreement_id, sequence, merchant.key, consumer.key))
+    with reverts("AgreementBookRefundBelowAgreed", agreement_id, 90_000, 20_000):
+        desk.client.terminate(merchant.key, request, signature)
+
+
+def test_a_consumer_revokes_an_unexecuted_request(
+    desk: PlanDesk, merchant: Any, consumer: Any, reverts: Callable[..., Any]
+) -> None:
+    agreement_id = _used_plan(desk, merchant, consumer)
+    request, signature = desk.consumer_request(
+        agreement_id, consumer.key, m.ConsumerAction.TERMINATE, min_refund=0, nonce=7
+    )
+    revoke, revoke_signature = desk.consumer_request(
+        agreement_id, consumer.key, m.ConsumerAction.REVOKE, nonce=7
+    )
+    # The platform relays the consumer's revocation; the merchant is not needed.
+    result = desk.client.revoke_request(desk.operator_key, revoke, revoke_signature)
+    assert result.event("RequestRevoked").args["nonce"] == 7
+    with reverts("AgreementBookRequestUsed", agreement_id, 7):
+        desk.client.terminate(merchant.key, request, signature)
+    assert desk.client.get_agreement(agreement_id).state == m.AgreementState.ACTIVE
+
+
+def test_a_request_deadline_more_than_seven_days_ahead_is_refused(
+    desk: PlanDesk, merchant: Any, consumer: Any, reverts: Callable[..., Any]
+) -> None:
+    agreement_id = _used_plan(desk, merchant, consumer)
+    far = desk.client.latest_timestamp() + 30 * DAY
+    request, signature = desk.consumer_request(
+        agreement_id, consumer.key, m.ConsumerAction.TERMINATE, deadline=far
+    )
+    with reverts("AgreementBookRequestDeadlineTooFar"):
+        desk.client.terminate(desk.operator_key, request, signature)
+
+
+def test_a_request_cannot_be_executed_for_another_action(
+    desk: PlanDesk, merchant: Any, consumer: Any, reverts: Callable[..., Any]
+) -> None:
+    agreement_id = _plan(desk, merchant, consumer)
+    desk.fund(agreement_id, 100_000)
+    request, signature = desk.consumer_request(
+        agreement_id, consumer.key, m.ConsumerAction.REVOKE, nonce=1
+    )
+    with reverts(
+        "AgreementBookWrongRequestAction", m.ConsumerAction.COOLING_OFF, m.ConsumerAction.REVOKE
+    ):
+        desk.client.cancel_in_cooling_off(desk.operator_key, request, signature)
+
+
+# ---------------------------------------------------------------- set-off on default
+
+
+def test_a_defaulted_merchants_unpaid_entitlement_covers_its_consumers_shortfalls_first(
+    desk: PlanDesk, merchant: Any, consumer: Any, other_consumer: Any, reverts: Callable[..., Any]
+) -> None:
+    """Plan A is well used: the merchant is still owed 73,000 the bank never paid it. Plan B's
+    upfront share was paid out, so B's refund is 70,000 short of custody. The set-off pays B's
+    consumer from A's unpaid entitlement before any insurer, and the merchant gets nothing."""
+    used = _plan(desk, merchant, consumer)
+    desk.fund(used, 100_000)
+    desk.consume(desk.sign_record(used, 1, merchant.key, consumer.key))
+    short = _plan(desk, merchant, other_consumer)
+    desk.fund(short, 100_000)
+    desk.consume(desk.sign_record(short, 1, merchant.key, other_consumer.key))
+    desk.confirm_payout(short, m.Payee.MERCHANT, 73_000)
+    desk.write_policy(merchant.address, 1_000_000)
+
+    desk.client.declare_default(desk.regulator_key, merchant.address)
+    desk.client.settle_default(desk.regulator_key, [short])
+    with reverts("AgreementBookSetOffNotReady", merchant.address.lower(), 1, 2):
+        desk.client.distribute_set_off(desk.regulator_key, merchant.address, [short])
+    desk.client.settle_default(desk.regulator_key, [used])
+    # A: refund 90,000 from its own custody; its merchant's remaining 10,000 is set aside.
+    assert desk.client.get_ledger(used).set_off_given == 10_000
+    result = desk.client.distribute_set_off(desk.regulator_key, merchant.address, [short, used])
+    ledger = desk.client.get_ledger(short)
+    # B: refund 90,000 = 27,000 frozen + 10,000 set-off + 53,000 insured.
+    assert (ledger.refunded, ledger.set_off_covered, ledger.insured_shortfall) == (
+        27_000,
+        10_000,
+        53_000,
+    )
+    assert ledger.merchant_owed == 0
+    assert result.named("SetOffApplied")[0].args["amount"] == 10_000
+    assert desk.client.set_off_of(merchant.address) == (0, 2, 2)
+    # The consumer's set-off is paid out of custody through a registered instruction.
+    desk.confirm_payout(short, m.Payee.CONSUMER, 37_000)
+    assert desk.client.custody_held(merchant.address) == 100_000 - 73_000 + 100_000 - 37_000
+    with reverts("AgreementBookNotAwaitingSetOff", short):
+        desk.client.distribute_set_off(desk.regulator_key, merchant.address, [short])
