@@ -264,14 +264,18 @@ def test_record_with_amount_near_uint128_max_is_rejected(desk, merchant, consume
 def test_termination_request_for_one_plan_cannot_end_another(desk, merchant, consumer, reverts):
     plan_a, _ = funded_plan(desk, merchant, consumer)
     plan_b, _ = funded_plan(desk, merchant, consumer)
-    deadline, signature = desk.consumer_request(plan_a, consumer.key, m.ConsumerAction.TERMINATE)
+    request, signature = desk.consumer_request(plan_a, consumer.key, m.ConsumerAction.TERMINATE)
     before = snapshot(desk, plan_a, plan_b)
     with reverts("AgreementBookInvalidSignature"):
-        desk.client.terminate(desk.operator_key, plan_b, deadline, signature)
+        desk.client.terminate(desk.operator_key, replace(request, agreement_id=plan_b), signature)
     with reverts("AgreementBookInvalidSignature"):
         desk.client.terminate(
-            desk.operator_key, plan_a, deadline + 1, signature
+            desk.operator_key, replace(request, deadline=request.deadline + 1), signature
         )  # extended deadline
+    with reverts("AgreementBookInvalidSignature"):
+        desk.client.terminate(
+            desk.operator_key, replace(request, min_refund=request.min_refund + 1), signature
+        )  # another refund
     assert snapshot(desk, plan_a, plan_b) == before
 
 
@@ -492,9 +496,9 @@ def test_non_member_can_call_nothing(desk, merchant, consumer, backend, reverts)
         (m.ConsumerAction.COOLING_OFF, desk.client.cancel_in_cooling_off),
         (m.ConsumerAction.TERMINATE, desk.client.terminate),
     ):
-        deadline, signature = desk.consumer_request(agreement_id, consumer.key, action)
+        request, signature = desk.consumer_request(agreement_id, consumer.key, action)
         with reverts("AgreementBookUnauthorized", stranger):
-            call(key, agreement_id, deadline, signature)
+            call(key, request, signature)
     with reverts("AgreementBookUnauthorized", stranger):
         desk.client.expire(key, agreement_id)
     with reverts("AgreementBookUnauthorized", stranger):
