@@ -300,12 +300,16 @@ def settle_default(
     say.step(declared, f"regulator declares {name} in default")
     settled = desk.client.settle_default(desk.regulator_key, [agreement_id])
     refund = settled.event("RefundGranted").args
-    claim = settled.event("ClaimOpened").args
     say.step(settled, f"regulator settles the default of plan {short(agreement_id)}")
     say.detail(
         f"refund of unconsumed value {rmb(refund['refund'])}: "
         f"{rmb(refund['fromCustody'])} from custody, shortfall {rmb(refund['shortfall'])}"
     )
+    distributed = desk.client.distribute_set_off(
+        desk.regulator_key, merchant, desk.client.agreements_of(merchant)
+    )
+    claim = distributed.event("ClaimOpened").args
+    say.step(distributed, "regulator distributes the set-off: its consumers first, then insurance")
     say.detail(
         f"insurance claim {claim['claimId']} on policy {claim['policyId']}: "
         f"loss {rmb(claim['loss'])}, covered {rmb(claim['covered'])}"

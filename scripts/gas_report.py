@@ -325,13 +325,25 @@ def measure_calls(bench: GasBench) -> tuple[list[Measurement], BatchTiming]:
     bench.pay_merchant(plan, "merchant before default")
     declared = client.declare_default(desk.regulator_key, bench.merchant, sha256("closure"))
     add("declareDefault", declared, "merchant Approved → Defaulted")
+    others = [other for other in client.agreements_of(bench.merchant) if other != plan]
+    if others:
+        client.settle_default(desk.regulator_key, others)
     settled = client.settle_default(desk.regulator_key, [plan])
-    claim = settled.event("ClaimOpened").args
     add(
-        "settleDefault (1 plan, with claim)",
+        "settleDefault (1 plan)",
         settled,
-        f"after 2 of {PLAN_VISITS} visits; custody refunds, the shortfall of "
-        f"{claim['loss'] // 100:,} RMB opens a claim ({claim['covered'] // 100:,} RMB covered)",
+        f"after 2 of {PLAN_VISITS} visits; custody refunds, the merchant's unpaid entitlement "
+        "is set aside",
+    )
+    if others:
+        client.distribute_set_off(desk.regulator_key, bench.merchant, others)
+    distributed = client.distribute_set_off(desk.regulator_key, bench.merchant, [plan])
+    claim = distributed.event("ClaimOpened").args
+    add(
+        "distributeSetOff (1 plan, with claim)",
+        distributed,
+        f"the set-off pays first; the shortfall of {claim['loss'] // 100:,} RMB opens a claim "
+        f"({claim['covered'] // 100:,} RMB covered)",
     )
     return rows, timing
 

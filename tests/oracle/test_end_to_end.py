@@ -409,6 +409,36 @@ def test_a_cooling_off_right_after_funding_is_refunded_in_full_and_pays_the_merc
     assert not [e for e in world.events("CustodyAnomaly") if e.args["merchant"] == sunrise.address]
 
 
+def test_a_payment_the_plan_cannot_accept_is_recorded_and_paid_back_to_the_payer(
+    world: World, config: DevnetConfig
+) -> None:
+    sunrise = merchant_named(config, "training")
+    consumer_key = consumer(config, 3)
+    agreement_id = world.open_plan(sunrise, consumer_key)
+    world.pay(sunrise, agreement_id, 99_999, "0301")  # one fen short
+    refused = wait_for(
+        "the refused credit on chain",
+        lambda: [
+            e for e in world.events("CreditRefused") if bytes(e.args["agreementId"]) == agreement_id
+        ],
+    )[0]
+    assert (refused.args["amount"], refused.args["reason"]) == (99_999, m.label("amount"))
+    ledger = world.wait_paid_out(agreement_id)
+    assert ledger.credits_refused == ledger.paid_to_consumer == 99_999
+    assert ledger.deposited == 0
+    back = [
+        e
+        for e in world.account(sunrise)["entries"]
+        if not e["credit"] and agreement_id.hex() in (e.get("remittance") or "")
+    ]
+    assert [(e["amount_fen"], e["counterparty"]["account"]) for e in back] == [
+        (99_999, "62220301")
+    ]
+    # The right amount then funds the plan as usual.
+    world.pay(sunrise, agreement_id, 100_000, "0301")
+    assert world.wait_funded(agreement_id, 100_000).credits_refused == 99_999
+
+
 # ---------------------------------------------------------------- the bank misbehaves
 
 
@@ -604,7 +634,8 @@ def test_a_defaults_refunds_are_paid_back_to_the_payers_and_confirmed(
         world.wait_paid_out(agreement_id)
 
     world.client.declare_default(world.desk.regulator_key, minjiang.address, b"\x02" * 32)
-    world.client.settle_default(world.desk.regulator_key, plans)
+    # Every plan of the merchant is settled, then its set-off and the insurer pay the rest.
+    world.desk.settle_default(minjiang.address, world.client.agreements_of(minjiang.address))
     for index, agreement_id in enumerate(plans):
         ledger = world.wait_paid_out(agreement_id, merchant_too=False)
         assert ledger.paid_to_consumer > 0
