@@ -294,10 +294,13 @@ class LedgerBook:
         The AgreementBook's address.
     insurance
         The InsurancePool's address (its ``ClaimOpened`` settles a default's shortfall).
+    custody
+        The CustodyDesk's address (its payment instructions and payouts), if watched.
     """
 
     book: bytes
     insurance: bytes
+    custody: bytes = b""
     agreements: dict[bytes, AgreementLedger] = field(default_factory=dict)
     # Registered payment instructions: id -> (agreement, payee, amount).
     instructions: dict[bytes, tuple[AgreementLedger, int, int]] = field(default_factory=dict)
@@ -305,7 +308,10 @@ class LedgerBook:
     event_counts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.decoder = EventDecoder({self.book: "AgreementBook", self.insurance: "InsurancePool"})
+        contracts = {self.book: "AgreementBook", self.insurance: "InsurancePool"}
+        if self.custody:
+            contracts[self.custody] = "CustodyDesk"
+        self.decoder = EventDecoder(contracts)
 
     # ------------------------------------------------------------ feeding
 

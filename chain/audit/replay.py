@@ -148,7 +148,11 @@ def replay(
     started = time.monotonic()
     addresses = system_addresses(config)
     book_address = to_canonical_address(addresses.book)
-    book = LedgerBook(book_address, to_canonical_address(addresses.insurance))
+    book = LedgerBook(
+        book_address,
+        to_canonical_address(addresses.insurance),
+        to_canonical_address(addresses.custody),
+    )
     with _work_dir(work_dir) as directory:
         follower = Follower(config, directory, check_permissions=check_permissions)
         follower.listeners.append(lambda verified: _feed(book, verified))

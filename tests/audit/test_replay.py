@@ -134,9 +134,9 @@ def test_every_agreement_is_rebuilt_conserved_and_equal_to_the_contract(
 
     cooled = ledgers[_hex(history.agreements["cooled_off"])]
     assert cooled["frozen"] == 0 and cooled["refund_due"] == cooled["total_paid"]
-    # 10,000 of the upfront share had been paid out: the merchant owes it back.
-    assert cooled["merchant_owed"] == 10_000
-    assert cooled["paid_to_consumer"] == cooled["refunded"] == cooled["total_paid"] - 10_000
+    # The upfront share waits out the cooling-off period: custody refunds everything.
+    assert cooled["merchant_owed"] == 0 and cooled["paid_to_merchant"] == 0
+    assert cooled["paid_to_consumer"] == cooled["refunded"] == cooled["total_paid"]
 
     terminated = ledgers[_hex(history.agreements["terminated"])]
     assert terminated["frozen"] == 0 and terminated["refunded"] > 0
@@ -309,9 +309,9 @@ def test_a_ledger_that_differs_from_the_contract_is_reported() -> None:
     book = LedgerBook(BOOK, INSURANCE)
     _opened_and_funded(book, frozen=3_000, upfront=7_000)
     agreement = book.agreements[AGREEMENT]
-    on_chain = v.Ledger(10_000, 3_000, 500, 0, 7_000, 0, 0, 0, 0, 0)
+    on_chain = v.Ledger(10_000, 3_000, 500, 0, 7_000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     stored = v.Agreement(
-        MERCHANT, 1, 2, 3_000, CONSUMER, 2**40, b"\0" * 32, 10, 0, 1, 0, 1_000, 10_000, 0, 0
+        MERCHANT, 1, 2, 3_000, False, CONSUMER, 2**40, b"\0" * 32, 10, 0, 1, 0, 1_000, 10_000, 0, 0
     )
     (differs,) = compare_with_contract(agreement, on_chain, stored)
     assert (differs.check, differs.expected, differs.got) == ("getLedger.released", "0", "500")
@@ -354,6 +354,8 @@ def test_the_rebuild_settles_a_default_with_the_insurance_claim() -> None:
         )
     )
     ledger = book.agreements[AGREEMENT]
-    assert ledger.ledger() == v.Ledger(10_000, 0, 0, 3_000, 7_000, 10_000, 2_000, 5_000, 7_000, 0)
+    assert ledger.ledger() == v.Ledger(
+        10_000, 0, 0, 3_000, 7_000, 10_000, 2_000, 5_000, 7_000, 0, 0, 0, 0, 0, 0
+    )
     assert ledger.state_name() == "DEFAULTED"
     assert ledger.conserved() and book.violations == []
