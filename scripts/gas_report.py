@@ -150,13 +150,21 @@ class GasBench:
         return self.pay(agreement_id, label, m.Payee.MERCHANT, amount)
 
     def pay(self, agreement_id: bytes, label: str, payee: m.Payee, amount: int) -> TxResult:
-        """The bank feed reports a payout from custody, with references named after ``label``."""
+        """The bank feed registers a payout from custody and reports it paid, with references
+        named after ``label``."""
+        instruction_id, _ = self.desk.instruct_payment(
+            agreement_id,
+            payee,
+            amount,
+            instruction_id=sha256(f"gas report instruction {label}"),
+            signer_keys=self.bank_signers,
+        )
         return self.desk.confirm_payout(
             agreement_id,
             payee,
             amount,
             bank_reference=sha256(f"gas report payout {label}"),
-            instruction_id=sha256(f"gas report instruction {label}"),
+            instruction_id=instruction_id,
             signer_keys=self.bank_signers,
         )
 
@@ -170,10 +178,10 @@ class GasBench:
             signer_keys=self.bank_signers,
         )
 
-    def write_policy(self) -> TxResult:
-        """The insurer writes a one-year bond on the merchant."""
+    def write_policy(self) -> tuple[int, TxResult]:
+        """The insurer writes a one-year bond on the merchant; returns its id and the result."""
         now = self.client.latest_timestamp()
-        _, result = self.client.write_policy(
+        return self.client.write_policy(
             self.desk.insurer_key,
             self.merchant,
             POLICY_COVERAGE_FEN,
@@ -181,7 +189,6 @@ class GasBench:
             now + 365 * SECONDS_PER_DAY,
             sha256("gas report policy"),
         )
-        return result
 
     def time_batch(self, agreement_id: bytes, count: int) -> tuple[TxResult, BatchTiming]:
         """Record ``count`` records in one batch, twice from the same state, timing each.
@@ -296,6 +303,9 @@ def measure_calls(bench: GasBench) -> tuple[list[Measurement], BatchTiming]:
         matched,
         f"{signatures}; the statement equals the {held // 100:,} RMB the book holds",
     )
+    # Statements are reconciled in date order and never dated after their report: the next
+    # business day's statement comes the next day.
+    bench.tester.time_travel(client.latest_timestamp() + SECONDS_PER_DAY)
     mismatch = bench.reconcile("mismatch", day + 1, held - 100)
     add(
         "reconcileCustody (mismatch)",
@@ -303,7 +313,10 @@ def measure_calls(bench: GasBench) -> tuple[list[Measurement], BatchTiming]:
         f"{signatures}; 1 RMB short: anomaly recorded, statement anchored, tier Low → High",
     )
 
-    bench.write_policy()
+    policy_id, written = bench.write_policy()
+    add("writePolicy", written, "one-year bond; pending until the regulator registers it")
+    registered = desk.register_policy(policy_id)
+    add("registerPolicy", registered, "the bond now covers the merchant (at most 8 at a time)")
     # The bank has paid the merchant its upfront share and releases, so custody cannot cover
     # the whole refund and the default opens an insurance claim.
     bench.pay_merchant(plan, "merchant before default")
@@ -317,6 +330,10 @@ def measure_calls(bench: GasBench) -> tuple[list[Measurement], BatchTiming]:
         f"after 2 of {PLAN_VISITS} visits; custody refunds, the shortfall of "
         f"{claim['loss'] // 100:,} RMB opens a claim ({claim['covered'] // 100:,} RMB covered)",
     )
+    claim_paid = desk.confirm_claim_paid(
+        int(claim["claimId"]), int(claim["covered"]), signer_keys=bench.bank_signers
+    )
+    add("confirmClaimPaid", claim_paid, f"{signatures}; the insurer paid the whole claim")
     return rows, timing
 
 
