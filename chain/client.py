@@ -543,6 +543,14 @@ class YufuClient:
         """Set the minimum licence age."""
         return self.transact(regulator_key, self.merchants.functions.setMinLicenceAge(seconds))
 
+    def set_licence_validity(self, regulator_key: str, seconds: int) -> TxResult:
+        """Set how long a licence check stays valid."""
+        return self.transact(regulator_key, self.merchants.functions.setLicenceValidity(seconds))
+
+    def licence_validity(self) -> int:
+        """How long a licence check stays valid, in seconds."""
+        return int(self.call(self.merchants.functions.licenceValidity()))
+
     def get_merchant(self, merchant: str) -> v.Merchant:
         """A merchant's record."""
         return v.Merchant(*self.call(self.merchants.functions.getMerchant(merchant)))
@@ -716,8 +724,21 @@ class YufuClient:
         return self.transact(sender_key, self.book.functions.expire(agreement_id))
 
     def settle_default(self, sender_key: str, agreement_ids: Sequence[bytes]) -> TxResult:
-        """Settle plans of a defaulted merchant."""
+        """Settle plans of a defaulted merchant (refunds from custody, entitlement set aside)."""
         return self.transact(sender_key, self.book.functions.settleDefault(list(agreement_ids)))
+
+    def distribute_set_off(
+        self, sender_key: str, merchant: str, agreement_ids: Sequence[bytes]
+    ) -> TxResult:
+        """Pay settled plans' shortfalls from the merchant's set-off pool, then insurance."""
+        return self.transact(
+            sender_key, self.book.functions.distributeSetOff(merchant, list(agreement_ids))
+        )
+
+    def set_off_of(self, merchant: str) -> tuple[int, int, int]:
+        """A defaulted merchant's set-off pool, plans settled and plans distributed."""
+        pool, settled, distributed = self.call(self.book.functions.setOffOf(merchant))
+        return int(pool), int(settled), int(distributed)
 
     def instruct_payment(
         self,
@@ -776,7 +797,7 @@ class YufuClient:
         return self.transact(sender_key, function)
 
     def custody_held(self, merchant: str) -> int:
-        """A merchant's custody by the book: confirmed deposits minus confirmed payouts, fen."""
+        """A merchant's custody by the chain: confirmed deposits − payouts + returns, fen."""
         return int(self.call(self.custody.functions.custodyHeld(merchant)))
 
     def last_reconciled_day(self, merchant: str) -> int:
@@ -805,8 +826,8 @@ class YufuClient:
         return int(self.call(self.book.functions.agreementCount(merchant)))
 
     def is_bank_reference_used(self, bank_reference: bytes) -> bool:
-        """Whether a bank reference was already reported to the book."""
-        return bool(self.call(self.book.functions.isBankReferenceUsed(bank_reference)))
+        """Whether a bank reference (credit, payout or return) was already reported."""
+        return bool(self.call(self.custody.functions.isBankReferenceUsed(bank_reference)))
 
     # ------------------------------------------------------------ ComplaintDesk
 

@@ -33,9 +33,13 @@ BUILD_DIR: Path = PROJECT_ROOT / "build"
 NODE_MODULES: Path = PROJECT_ROOT / "node_modules"
 SOLC_WRAPPER: Path = PROJECT_ROOT / "scripts" / "solc.cjs"
 
-# npm packages whose files shape the output: the compiler, and the library our contracts
+# npm packages whose files shape the output: the compiler, and the libraries our contracts
 # import. Their versions are part of the cache key.
-TOOLCHAIN_PACKAGES: tuple[str, ...] = ("solc", "@openzeppelin/contracts")
+TOOLCHAIN_PACKAGES: tuple[str, ...] = (
+    "solc",
+    "@openzeppelin/contracts",
+    "@safe-global/safe-smart-account",
+)
 
 COMPILER_SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},

@@ -54,6 +54,7 @@ MAX_INT64: Final[int] = 2**63 - 1
 MAX_UINT32: Final[int] = 2**32 - 1
 MAX_TERM_DAYS: Final[int] = 3_650
 MAX_COOLING_OFF_DAYS: Final[int] = 365
+MAX_GOVERNANCE_DELAY: Final[int] = 30 * 86_400
 # A valid secp256k1 private key is an integer in [1, n - 1].
 SECP256K1_ORDER: Final[int] = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -191,9 +192,28 @@ class Rules:
 
     cooling_off_days: int
     min_licence_age_days: int
+    licence_validity_days: int
     oracle_max_report_age_seconds: int
     custody_floor_bps: CustodyFloors
     templates: Mapping[str, Template]
+
+
+@dataclass(frozen=True, slots=True)
+class Governance:
+    """The `[governance]` section: the regulator officials who decide who may sign and write.
+
+    Changes to sensitive roles, oracle signer sets and report consumers need `threshold`
+    of the `officials` through their multisig, and wait `min_delay_seconds` in a timelock.
+    """
+
+    min_delay_seconds: int
+    threshold: int
+    officials: tuple[AccountKey, ...]
+
+    @property
+    def official_addresses(self) -> tuple[str, ...]:
+        """The officials' checksummed addresses, in file order."""
+        return tuple(official.address for official in self.officials)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +300,7 @@ class DevnetConfig:
     organisations: Mapping[str, Organisation]
     oracle_feeds: Mapping[str, OracleFeed]
     rules: Rules
+    governance: Governance
     services: Services
     demo: Demo
     oracle: OracleSettings = OracleSettings()
@@ -349,13 +370,14 @@ def _read_config(path: Path, document: dict[str, Any]) -> DevnetConfig:
     _open_table(
         document,
         "",
-        ("chain", "validators", "organisations", "rules", "services"),
+        ("chain", "validators", "organisations", "rules", "governance", "services"),
         ("demo", "oracle", "simulators"),
     )
     chain = _read_chain(document["chain"])
     organisations, oracle_feeds = _read_organisations(document["organisations"])
     validators = _read_validators(document["validators"], organisations)
     rules = _read_rules(document["rules"])
+    governance = _read_governance(document["governance"])
     services = _read_services(document["services"])
     demo = Demo()
     if "demo" in document:
@@ -374,6 +396,7 @@ def _read_config(path: Path, document: dict[str, Any]) -> DevnetConfig:
         organisations=MappingProxyType(organisations),
         oracle_feeds=MappingProxyType(oracle_feeds),
         rules=rules,
+        governance=governance,
         services=services,
         demo=demo,
         oracle=oracle,
@@ -488,6 +511,7 @@ def _read_rules(value: object) -> Rules:
         (
             "cooling_off_days",
             "min_licence_age_days",
+            "licence_validity_days",
             "oracle_max_report_age_seconds",
             "custody_floor_bps",
             "templates",
@@ -497,11 +521,35 @@ def _read_rules(value: object) -> Rules:
     return Rules(
         cooling_off_days=cooling_off_days,
         min_licence_age_days=_integer(table, where, "min_licence_age_days", 0, 36_500),
+        licence_validity_days=_integer(table, where, "licence_validity_days", 1, 366),
         oracle_max_report_age_seconds=_integer(
             table, where, "oracle_max_report_age_seconds", 1, 7 * 24 * 3_600
         ),
         custody_floor_bps=_read_custody_floors(table["custody_floor_bps"]),
         templates=MappingProxyType(_read_templates(table["templates"], cooling_off_days)),
+    )
+
+
+def _read_governance(value: object) -> Governance:
+    where = "governance"
+    table = _open_table(value, where, ("min_delay_seconds", "threshold", "official_keys"))
+    official_values = table["official_keys"]
+    if not isinstance(official_values, list) or not official_values:
+        _fail(
+            f"{where}.official_keys",
+            f"expected a non-empty array of private keys, got {_describe(official_values)}",
+        )
+    officials = tuple(
+        _private_key(official, f"{where}.official_keys[{index}]")
+        for index, official in enumerate(official_values)
+    )
+    return Governance(
+        # A change to who may sign and write always waits; 30 days is the most a devnet needs.
+        min_delay_seconds=_integer(table, where, "min_delay_seconds", 1, MAX_GOVERNANCE_DELAY),
+        threshold=_integer(
+            table, where, "threshold", 1, len(officials), bound_note="the number of official_keys"
+        ),
+        officials=officials,
     )
 
 
@@ -674,6 +722,8 @@ def _every_key(config: DevnetConfig) -> Iterator[tuple[str, AccountKey]]:
         if handle in config.oracle_feeds:
             for index, signer in enumerate(config.oracle_feeds[handle].signers):
                 yield f"organisations.{handle}.signer_keys[{index}]", signer
+    for index, official in enumerate(config.governance.officials):
+        yield f"governance.official_keys[{index}]", official
     for index, merchant in enumerate(config.demo.merchants):
         yield f"demo.merchants[{index}].private_key", merchant.key
     for index, consumer in enumerate(config.demo.consumers):

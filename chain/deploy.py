@@ -2,9 +2,11 @@
 
 The regulator deploys every contract (the permissioning contract lets only a regulator create
 contracts), then admits the organisations of ``hardhat-free-devnet.toml``, grants the system
-contracts the System role, configures the oracle feeds and registers the templates. The same
-steps, in the same order, run on eth-tester, on anvil and, as bootstrap transactions, on the
-Yufu node.
+contracts the System role, configures the oracle feeds and registers the templates. Last it
+deploys the regulator officials' multisig and timelock (``chain.governance``) and hands them
+the powers over who may sign and write, which closes this bootstrap for good. The same steps,
+in the same order, run on eth-tester, on anvil and, as bootstrap transactions, on the Yufu
+node.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from chain.client import SystemAddresses, TxResult, YufuClient, abi_of
 from chain.compiler import load_contract
 from chain.config import DevnetConfig, Organisation
 from chain.errors import ChainError
+from chain.governance import Governance, deploy_governance, hand_over
 
 # What each configured role becomes on chain.
 _ROLES: dict[str, m.Role] = {
@@ -66,11 +69,15 @@ class DeployedSystem:
         Template ids keyed by (template name, industry).
     deployment
         The transaction of every step, in order, for the record.
+    governance
+        The regulator officials' multisig and timelock; None when not known (a system read
+        back from a node).
     """
 
     client: YufuClient
     template_ids: dict[tuple[str, str], int]
     deployment: tuple[tuple[str, TxResult], ...]
+    governance: Governance | None = None
 
 
 class DeploymentError(ChainError):
@@ -131,7 +138,9 @@ def template_terms(config: DevnetConfig, name: str, industry: str) -> v.Template
     )
 
 
-def deploy_system(w3: Web3, config: DevnetConfig) -> DeployedSystem:
+def deploy_system(
+    w3: Web3, config: DevnetConfig, *, close_bootstrap: bool = True
+) -> DeployedSystem:
     """Deploy and configure the whole system as the configured regulator.
 
     Parameters
@@ -140,6 +149,10 @@ def deploy_system(w3: Web3, config: DevnetConfig) -> DeployedSystem:
         A connected web3 whose chain has the configured accounts funded for gas.
     config
         The devnet configuration.
+    close_bootstrap
+        Hand the sensitive powers over to the officials' timelock at the end (a real
+        deployment always does). False leaves the regulator key its bootstrap powers, for
+        tests that set up feeds and system accounts directly.
 
     Returns
     -------
@@ -175,6 +188,7 @@ def deploy_system(w3: Web3, config: DevnetConfig) -> DeployedSystem:
         evidence,
         [floors.low, floors.medium, floors.high, floors.blocked],
         config.rules.min_licence_age_days * SECONDS_PER_DAY,
+        config.rules.licence_validity_days * SECONDS_PER_DAY,
     )
     # The pool and the custody desk know the book and the book knows them: the book is deployed
     # the transaction after the pool and the desk two after the book, so their addresses are
@@ -250,7 +264,24 @@ def deploy_system(w3: Web3, config: DevnetConfig) -> DeployedSystem:
             )
             template_ids[(name, industry)] = template_id
             steps.append((f"register template {name}/{industry}", result))
-    return DeployedSystem(client, template_ids, tuple(steps))
+
+    # Deployed after everything else, so the system contracts keep their addresses.
+    governance, governance_steps = deploy_governance(
+        client,
+        key,
+        config.governance.official_addresses,
+        config.governance.threshold,
+        config.governance.min_delay_seconds,
+    )
+    steps.extend(governance_steps)
+    if close_bootstrap:
+        steps.append(
+            (
+                "hand over to governance",
+                hand_over(client, key, governance.addresses.timelock),
+            )
+        )
+    return DeployedSystem(client, template_ids, tuple(steps), governance)
 
 
 def _members(organisations: Iterable[Organisation], regulator: Organisation) -> list[Organisation]:

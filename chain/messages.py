@@ -135,7 +135,7 @@ class Payee(IntEnum):
 
 
 class InstructionState(IntEnum):
-    """Mirror of ``IAgreementBook.InstructionState``."""
+    """Mirror of ``ICustodyDesk.InstructionState``."""
 
     NONE = 0
     INSTRUCTED = 1

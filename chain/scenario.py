@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from eth_account import Account
@@ -124,6 +124,21 @@ class PlanDesk:
             self.licence_signers if signer_keys is None else signer_keys,
         )
         return self.client.attest_licence(self.licence_oracle_key, attestation, report, signatures)
+
+    def renew_licence_checks(self, merchants: Iterable[str]) -> list[str]:
+        """Attest each merchant's licence again once its last check is half its validity old.
+
+        What the licence oracle does as time runs (it re-attests before a check expires), for
+        harnesses that move the clock by days; returns the merchants attested again.
+        """
+        latest = self.client.latest_timestamp()
+        validity = self.client.licence_validity()
+        renewed = []
+        for merchant in merchants:
+            if latest - self.client.get_merchant(merchant).licence_checked_at >= validity // 2:
+                self.attest_licence(merchant)
+                renewed.append(merchant)
+        return renewed
 
     def onboard(self, merchant_key: str, uscc: str, name: str, industry: str) -> str:
         """Admit, apply, attest the licence and approve; returns the merchant's address."""
@@ -419,6 +434,18 @@ class PlanDesk:
             agreement_id, consumer_key, m.ConsumerAction.TERMINATE, min_refund=min_refund
         )
         return self.client.terminate(self.operator_key, request, signature)
+
+    def settle_default(self, merchant: str, agreement_ids: Sequence[bytes]) -> list[TxResult]:
+        """Settle a defaulted merchant's plans, then, once all are settled, distribute its set-off.
+
+        The regulator does both steps; the distribution covers every plan of the merchant.
+        """
+        results = [self.client.settle_default(self.regulator_key, list(agreement_ids))]
+        _, settled, _ = self.client.set_off_of(merchant)
+        if settled == self.client.agreement_count(merchant):
+            every_plan = self.client.agreements_of(merchant)
+            results.append(self.client.distribute_set_off(self.regulator_key, merchant, every_plan))
+        return results
 
     def write_policy(
         self, merchant: str, coverage_limit: int, days: int = 365, *, register: bool = True

@@ -48,18 +48,21 @@ class Ledger:
     instructed_to_merchant: int
     instructed_to_consumer: int
     credits_refused: int
+    set_off_given: int
+    set_off_covered: int
 
     def unpaid_to_merchant(self) -> int:
         """What the merchant is entitled to and the bank has not paid out yet."""
-        return self.upfront + self.released - self.paid_to_merchant
+        return self.upfront + self.released - self.paid_to_merchant - self.set_off_given
 
     def unpaid_to_consumer(self) -> int:
         """What custody owes the consumer (refunds, refused credits) and the bank has not paid."""
-        return self.refunded + self.credits_refused - self.paid_to_consumer
+        return self.refunded + self.credits_refused + self.set_off_covered - self.paid_to_consumer
 
     def uninstructed_to_consumer(self) -> int:
         """What custody owes the consumer (refunds, refused credits) not yet instructed."""
-        return self.refunded + self.credits_refused - self.instructed_to_consumer
+        owed = self.refunded + self.credits_refused + self.set_off_covered
+        return owed - self.instructed_to_consumer
 
     def is_conserved(self) -> bool:
         """deposited = frozen + released + refunded + upfront."""
@@ -68,7 +71,7 @@ class Ledger:
 
 @dataclass(frozen=True)
 class Instruction:
-    """Mirror of ``IAgreementBook.Instruction``: a registered payment out of custody."""
+    """Mirror of ``ICustodyDesk.Instruction``: a registered payment out of custody."""
 
     agreement_id: bytes
     payee: int
@@ -82,6 +85,7 @@ class Merchant:
 
     status: int
     tier: int
+    tier_floor: int  # the lowest tier the risk feed may set
     licence: int
     licence_flags: int
     licensed_since: int

@@ -18,6 +18,20 @@ import {RefundMath} from "./libraries/RefundMath.sol";
 /// @title AgreementBook
 /// @notice All of Yufu's prepaid agreements and their money, in one contract.
 contract AgreementBook is IAgreementBook, EIP712 {
+    /// Where a plan of a defaulted merchant stands in the two steps of its default.
+    enum DefaultStage {
+        None,
+        Settled,
+        Distributed
+    }
+
+    /// A defaulted merchant's set-off: its entitlement set aside for its consumers; one slot.
+    struct SetOff {
+        uint128 pool;
+        uint64 settled;
+        uint64 distributed;
+    }
+
     bytes32 private constant AGREEMENT_TYPEHASH = keccak256(
         "Agreement(address merchant,address consumer,uint64 templateId,bytes32 documentHash,uint64 units,"
         "uint128 unitPrice,uint128 totalPaid,uint128 bonus,uint64 expiry,bytes32 salt)"
@@ -43,8 +57,9 @@ contract AgreementBook is IAgreementBook, EIP712 {
     mapping(bytes32 agreementId => Agreement) private _agreements;
     mapping(bytes32 agreementId => Ledger) private _ledgers;
     mapping(address merchant => bytes32[] agreementIds) private _agreementsOf;
-    mapping(bytes32 bankReference => bool used) private _bankReferenceUsed;
     mapping(bytes32 agreementId => mapping(uint64 nonce => bool used)) private _requestNonceUsed;
+    mapping(bytes32 agreementId => DefaultStage) private _defaultStage;
+    mapping(address merchant => SetOff) private _setOff;
 
     constructor(
         IMembership membership,
@@ -124,20 +139,20 @@ contract AgreementBook is IAgreementBook, EIP712 {
         bytes32 agreementId = funding.agreementId;
         Agreement storage agreement = _existing(agreementId);
         _checkReport(report, agreementId, keccak256(abi.encode(funding)));
-        if (_bankReferenceUsed[funding.bankReference]) {
+        // One register of bank references for every posting, credits and debits alike: the desk's.
+        if (_custodyDesk.isBankReferenceUsed(funding.bankReference)) {
             revert AgreementBookDuplicateBankReference(funding.bankReference);
         }
         if (funding.paidAt > report.issuedAt) {
             revert AgreementBookPaidAfterReport(agreementId, funding.paidAt, report.issuedAt);
         }
         bytes32 digest = _oracleHub.consume(report, signatures);
-        _bankReferenceUsed[funding.bankReference] = true;
         bytes32 refusal = _fundingRefusal(agreement, funding.amount);
         if (refusal != bytes32(0)) {
             // The money is in the custody account all the same: it is owed back to the payer.
             _ledgers[agreementId].creditsRefused += funding.amount;
             emit CreditRefused(agreementId, funding.bankReference, funding.amount, refusal);
-            _custodyDesk.deposit(agreement.merchant, agreementId, funding.amount);
+            _custodyDesk.deposit(agreement.merchant, agreementId, funding.amount, funding.bankReference);
             _evidence.anchor(digest, EvidenceKinds.CREDIT_REFUSED, agreementId);
             return;
         }
@@ -161,7 +176,7 @@ contract AgreementBook is IAgreementBook, EIP712 {
         emit AgreementFunded(agreementId, funding.bankReference, agreement.merchant, funding.amount, frozen, upfront, custodyBps);
 
         // Interactions
-        _custodyDesk.deposit(agreement.merchant, agreementId, funding.amount);
+        _custodyDesk.deposit(agreement.merchant, agreementId, funding.amount, funding.bankReference);
         _evidence.anchor(digest, EvidenceKinds.AGREEMENT_FUNDED, agreementId);
     }
 
@@ -285,9 +300,12 @@ contract AgreementBook is IAgreementBook, EIP712 {
         for (uint256 i = 0; i < agreementIds.length; ++i) {
             bytes32 agreementId = agreementIds[i];
             Agreement storage agreement = _existing(agreementId);
-            if (_merchants.getMerchant(agreement.merchant).status != IMerchantRegistry.MerchantStatus.Defaulted) {
-                revert AgreementBookMerchantNotDefaulted(agreement.merchant);
+            address merchant = agreement.merchant;
+            if (_merchants.getMerchant(merchant).status != IMerchantRegistry.MerchantStatus.Defaulted) {
+                revert AgreementBookMerchantNotDefaulted(merchant);
             }
+            // Settled before: skipped, so a settlement can be retried safely.
+            if (_defaultStage[agreementId] != DefaultStage.None) continue;
             bytes32 evidenceHash = keccak256(abi.encode("yufu.agreement.default", agreementId));
             if (agreement.state == AgreementState.Signed) {
                 _closeUnfunded(agreementId, agreement, AgreementState.Defaulted, evidenceHash, EvidenceKinds.DEFAULT_SETTLED);
@@ -302,7 +320,55 @@ contract AgreementBook is IAgreementBook, EIP712 {
                     EvidenceKinds.DEFAULT_SETTLED
                 );
             }
-            // Plans already closed are left as they are, so a settlement can be retried safely.
+            // Whatever the merchant is still owed by this plan waits for its consumers first.
+            Ledger storage ledger = _ledgers[agreementId];
+            uint128 swept = _uninstructedToMerchant(ledger);
+            _defaultStage[agreementId] = DefaultStage.Settled;
+            SetOff storage setOff = _setOff[merchant];
+            setOff.settled += 1;
+            if (swept > 0) {
+                ledger.setOffGiven += swept;
+                setOff.pool += swept;
+                emit SetOffSwept(agreementId, merchant, swept);
+            }
+        }
+    }
+
+    /// @inheritdoc IAgreementBook
+    function distributeSetOff(address merchant, bytes32[] calldata agreementIds) external {
+        // Checks
+        if (!_membership.isMember(msg.sender)) revert AgreementBookUnauthorized(msg.sender);
+        SetOff storage setOff = _setOff[merchant];
+        uint256 total = _agreementsOf[merchant].length;
+        if (setOff.settled != total) revert AgreementBookSetOffNotReady(merchant, setOff.settled, total);
+        for (uint256 i = 0; i < agreementIds.length; ++i) {
+            bytes32 agreementId = agreementIds[i];
+            Agreement storage agreement = _existing(agreementId);
+            if (agreement.merchant != merchant || _defaultStage[agreementId] != DefaultStage.Settled) {
+                revert AgreementBookNotAwaitingSetOff(agreementId);
+            }
+
+            // Effects: the pool pays first.
+            _defaultStage[agreementId] = DefaultStage.Distributed;
+            setOff.distributed += 1;
+            Ledger storage ledger = _ledgers[agreementId];
+            uint128 shortfall = ledger.merchantOwed;
+            uint128 fromPool = shortfall < setOff.pool ? shortfall : setOff.pool;
+            if (fromPool > 0) {
+                setOff.pool -= fromPool;
+                ledger.setOffCovered += fromPool;
+                ledger.merchantOwed = shortfall - fromPool;
+                emit SetOffApplied(agreementId, merchant, fromPool);
+            }
+
+            // Interactions: the insurer next, with the cover in force at default.
+            uint128 rest = ledger.merchantOwed;
+            if (rest > 0) {
+                (, uint128 covered) = _insurance.openClaim(agreementId, merchant, agreement.consumer, rest);
+                // Written after the call, but the pool is a trusted system contract that never calls back.
+                ledger.insuredShortfall = covered;
+                ledger.merchantOwed = rest - covered;
+            }
         }
     }
 
@@ -327,7 +393,8 @@ contract AgreementBook is IAgreementBook, EIP712 {
         }
         uint128 due = payee == Payee.Merchant
             ? (agreement.upfrontReleased ? ledger.upfront : 0) + ledger.released - ledger.instructedToMerchant
-            : ledger.refunded + ledger.creditsRefused - ledger.instructedToConsumer;
+                - ledger.setOffGiven
+            : ledger.refunded + ledger.creditsRefused + ledger.setOffCovered - ledger.instructedToConsumer;
         amount = maxAmount < due ? maxAmount : due;
         if (amount == 0) revert AgreementBookNothingToInstruct(agreementId, payee);
         if (payee == Payee.Merchant) {
@@ -355,6 +422,13 @@ contract AgreementBook is IAgreementBook, EIP712 {
         if (payee == Payee.Merchant) {
             ledger.instructedToMerchant -= amount;
             if (returned) ledger.paidToMerchant -= amount;
+            // A defaulted merchant's money that did not reach it waits for its consumers.
+            if (_defaultStage[agreementId] != DefaultStage.None) {
+                ledger.setOffGiven += amount;
+                address merchant = _agreements[agreementId].merchant;
+                _setOff[merchant].pool += amount;
+                emit SetOffSwept(agreementId, merchant, amount);
+            }
         } else {
             ledger.instructedToConsumer -= amount;
             if (returned) ledger.paidToConsumer -= amount;
@@ -463,8 +537,9 @@ contract AgreementBook is IAgreementBook, EIP712 {
     }
 
     /// @inheritdoc IAgreementBook
-    function isBankReferenceUsed(bytes32 bankReference) external view returns (bool) {
-        return _bankReferenceUsed[bankReference];
+    function setOffOf(address merchant) external view returns (uint128 pool, uint64 settled, uint64 distributed) {
+        SetOff storage setOff = _setOff[merchant];
+        return (setOff.pool, setOff.settled, setOff.distributed);
     }
 
     /// @inheritdoc IAgreementBook
@@ -588,7 +663,8 @@ contract AgreementBook is IAgreementBook, EIP712 {
         ledger.upfront -= reclaimed - fromReleased;
         ledger.refunded += fromFrozen + reclaimed;
         ledger.refundDue = refund;
-        if (reason != RefundReason.Default) ledger.merchantOwed = shortfall;
+        // On default this is provisional: the set-off and the insurer pay it down later.
+        ledger.merchantOwed = shortfall;
         agreement.state = state;
         // What the refund left of a still-held upfront share is the merchant's now.
         bool upfrontWasHeld = !agreement.upfrontReleased;
@@ -603,12 +679,6 @@ contract AgreementBook is IAgreementBook, EIP712 {
 
         // Interactions
         _evidence.anchor(evidenceHash, evidenceKind, agreementId);
-        if (reason == RefundReason.Default && shortfall > 0) {
-            (, uint128 covered) = _insurance.openClaim(agreementId, agreement.merchant, agreement.consumer, shortfall);
-            // Written after the call, but the pool is a trusted system contract that never calls back.
-            ledger.insuredShortfall = covered;
-            ledger.merchantOwed = shortfall - covered;
-        }
     }
 
     /// Where a refund of `refund` comes from: the frozen share, then the merchant's entitlement no
@@ -621,10 +691,15 @@ contract AgreementBook is IAgreementBook, EIP712 {
     {
         uint128 frozen = ledger.frozen;
         fromFrozen = refund < frozen ? refund : frozen;
-        uint128 uninstructed = ledger.upfront + ledger.released - ledger.instructedToMerchant;
+        uint128 uninstructed = _uninstructedToMerchant(ledger);
         uint128 rest = refund - fromFrozen;
         reclaimed = rest < uninstructed ? rest : uninstructed;
         shortfall = rest - reclaimed;
+    }
+
+    /// The merchant's entitlement no instruction has claimed and no set-off has taken.
+    function _uninstructedToMerchant(Ledger storage ledger) private view returns (uint128) {
+        return ledger.upfront + ledger.released - ledger.instructedToMerchant - ledger.setOffGiven;
     }
 
     function _releaseUpfront(bytes32 agreementId, Agreement storage agreement, Ledger storage ledger) private {

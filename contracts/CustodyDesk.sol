@@ -38,8 +38,10 @@ contract CustodyDesk is ICustodyDesk {
     }
 
     /// @inheritdoc ICustodyDesk
-    function deposit(address merchant, bytes32 agreementId, uint128 amount) external {
+    function deposit(address merchant, bytes32 agreementId, uint128 amount, bytes32 bankReference) external {
         if (msg.sender != address(_book)) revert CustodyDeskUnauthorized(msg.sender);
+        if (_bankReferenceUsed[bankReference]) revert CustodyDeskDuplicateBankReference(bankReference);
+        _bankReferenceUsed[bankReference] = true;
         _custody[merchant].held += amount;
         emit CustodyDeposited(merchant, agreementId, amount);
     }

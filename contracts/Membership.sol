@@ -10,6 +10,7 @@ contract Membership is IMembership {
     mapping(address account => bytes32 organisationId) private _organisations;
     mapping(Role role => uint256 count) private _holders;
     address[] private _validators;
+    address private _governance;
 
     /// @param regulator The first regulator account.
     /// @param regulatorOrganisation The regulator's organisation id.
@@ -32,13 +33,24 @@ contract Membership is IMembership {
         _;
     }
 
+    /// @dev Sensitive roles need the governance authority once the bootstrap is closed; every
+    /// other role, and every role during the bootstrap, needs a regulator.
+    modifier onlyAuthorityFor(Role role) {
+        if (isSensitiveRole(role) && _governance != address(0)) {
+            if (msg.sender != _governance) revert MembershipGovernanceRequired(msg.sender, role, _governance);
+        } else if (!hasRole(msg.sender, Role.Regulator)) {
+            revert MembershipUnauthorized(msg.sender, Role.Regulator);
+        }
+        _;
+    }
+
     /// @inheritdoc IMembership
-    function admit(address account, Role role, bytes32 organisationId) external onlyRegulator {
+    function admit(address account, Role role, bytes32 organisationId) external onlyAuthorityFor(role) {
         _grant(account, role, organisationId, msg.sender);
     }
 
     /// @inheritdoc IMembership
-    function remove(address account, Role role) external onlyRegulator {
+    function remove(address account, Role role) external onlyAuthorityFor(role) {
         if (role == Role.None) revert MembershipInvalidRole(role);
         if (!hasRole(account, role)) revert MembershipRoleNotHeld(account, role);
         if ((role == Role.Regulator || role == Role.Validator) && _holders[role] == 1) {
@@ -50,6 +62,24 @@ contract Membership is IMembership {
         if (_roles[account] == 0) delete _organisations[account];
         if (role == Role.Validator) _dropValidator(account);
         emit MemberRemoved(account, role, msg.sender);
+    }
+
+    /// @inheritdoc IMembership
+    function handOverToGovernance(address governance_) external onlyRegulator {
+        if (_governance != address(0)) revert MembershipGovernanceAlreadySet(_governance);
+        if (governance_ == address(0)) revert MembershipZeroAddress();
+        _governance = governance_;
+        emit GovernanceHandedOver(governance_, msg.sender);
+    }
+
+    /// @inheritdoc IMembership
+    function governance() external view returns (address) {
+        return _governance;
+    }
+
+    /// @inheritdoc IMembership
+    function isSensitiveRole(Role role) public pure returns (bool) {
+        return role == Role.Regulator || role == Role.Validator || role == Role.Oracle || role == Role.System;
     }
 
     /// @inheritdoc IMembership

@@ -14,6 +14,8 @@ contract MerchantRegistry is IMerchantRegistry {
     uint16 private constant FULL_BPS = 10_000;
     // A century: keeps licensedSince + minimum age far from overflowing.
     uint64 private constant MAX_LICENCE_AGE = 36_500 days;
+    // A registry answer older than a year says nothing about the business today.
+    uint64 private constant MAX_LICENCE_VALIDITY = 366 days;
 
     IMembership private immutable _membership;
     IOracleHub private immutable _oracleHub;
@@ -24,17 +26,20 @@ contract MerchantRegistry is IMerchantRegistry {
     // Kept apart from the Merchant record so its layout does not change; zero until a default.
     mapping(address merchant => uint64 declaredAt) private _defaultedAt;
     uint64 private _minLicenceAge;
+    uint64 private _licenceValidity;
     // Makes every status and tier change's evidence hash unique, even two alike in one block.
     uint256 private _changeCount;
 
     /// @param custodyFloors The custody floor of each tier, low to blocked, in basis points.
     /// @param minLicenceAge_ Seconds a licence must have existed (six months on the devnet).
+    /// @param licenceValidity_ Seconds a licence check stays valid (30 days on the devnet).
     constructor(
         IMembership membership,
         IOracleHub oracleHub,
         IEvidenceRegistry evidence,
         uint16[4] memory custodyFloors,
-        uint64 minLicenceAge_
+        uint64 minLicenceAge_,
+        uint64 licenceValidity_
     ) {
         _membership = membership;
         _oracleHub = oracleHub;
@@ -45,6 +50,8 @@ contract MerchantRegistry is IMerchantRegistry {
         }
         if (minLicenceAge_ > MAX_LICENCE_AGE) revert MerchantRegistryInvalidLicenceAge(minLicenceAge_);
         _minLicenceAge = minLicenceAge_;
+        _checkLicenceValidity(licenceValidity_);
+        _licenceValidity = licenceValidity_;
     }
 
     modifier onlyRole(IMembership.Role role) {
@@ -103,8 +110,9 @@ contract MerchantRegistry is IMerchantRegistry {
             attestation.checkedAt,
             attestation.responseHash
         );
-        if (merchant.status == MerchantStatus.Approved && !licenceValid(attestation.merchant)) {
+        if (merchant.status == MerchantStatus.Approved && !_licenceSound(merchant)) {
             // A revoked or flagged licence stops new sales at once, without waiting for the regulator.
+            // A stale check is no finding against the merchant: licenceValid just stays false.
             _setStatus(attestation.merchant, merchant, MerchantStatus.Suspended, attestation.responseHash);
         }
 
@@ -118,9 +126,14 @@ contract MerchantRegistry is IMerchantRegistry {
         if (merchant.status != MerchantStatus.Applied && merchant.status != MerchantStatus.Suspended) {
             revert MerchantRegistryInvalidStatus(account, merchant.status);
         }
-        if (!licenceValid(account)) {
+        if (!_licenceSound(merchant)) {
             revert MerchantRegistryLicenceNotValid(
                 account, merchant.licence, merchant.licenceFlags, merchant.licensedSince
+            );
+        }
+        if (!_licenceCheckCurrent(merchant)) {
+            revert MerchantRegistryLicenceCheckExpired(
+                account, merchant.licenceCheckedAt, _licenceCheckExpiry(merchant)
             );
         }
         _setStatus(account, merchant, MerchantStatus.Approved, reasonHash);
@@ -162,6 +175,7 @@ contract MerchantRegistry is IMerchantRegistry {
         onlyRole(IMembership.Role.Regulator)
     {
         Merchant storage merchant = _applied(account);
+        _setTierFloor(account, merchant, tier, reasonHash);
         _setTier(account, merchant, tier, 0, reasonHash);
     }
 
@@ -173,7 +187,9 @@ contract MerchantRegistry is IMerchantRegistry {
         Merchant storage merchant = _applied(riskReport.merchant);
         _checkReport(report, Feeds.RISK, riskReport.merchant, keccak256(abi.encode(riskReport)));
         bytes32 digest = _oracleHub.consume(report, signatures);
-        _setTier(riskReport.merchant, merchant, riskReport.tier, riskReport.score, digest);
+        // The feed lowers a tier no further than its floor: only the regulator lowers the floor.
+        RiskTier tier = riskReport.tier < merchant.tierFloor ? merchant.tierFloor : riskReport.tier;
+        _setTier(riskReport.merchant, merchant, tier, riskReport.score, digest);
     }
 
     /// @inheritdoc IMerchantRegistry
@@ -189,7 +205,9 @@ contract MerchantRegistry is IMerchantRegistry {
         anomalies.lastFlaggedAt = uint64(block.timestamp);
         anomalies.lastReasonHash = reasonHash;
         emit CustodyAnomalyFlagged(account, count, reasonHash);
-        // Raised, not suspended: the bank's statement may itself be wrong; the regulator decides.
+        // Raised, not suspended: the bank's statement may itself be wrong; the regulator decides,
+        // and only the regulator lowers the floor again.
+        if (merchant.tierFloor < RiskTier.High) _setTierFloor(account, merchant, RiskTier.High, reasonHash);
         if (merchant.tier < RiskTier.High) _setTier(account, merchant, RiskTier.High, 0, reasonHash);
         _evidence.anchor(reasonHash, EvidenceKinds.CUSTODY_ANOMALY, _subject(account));
     }
@@ -220,6 +238,13 @@ contract MerchantRegistry is IMerchantRegistry {
     }
 
     /// @inheritdoc IMerchantRegistry
+    function setLicenceValidity(uint64 secondsValid) external onlyRole(IMembership.Role.Regulator) {
+        _checkLicenceValidity(secondsValid);
+        _licenceValidity = secondsValid;
+        emit LicenceValiditySet(secondsValid);
+    }
+
+    /// @inheritdoc IMerchantRegistry
     function canSell(address account) external view returns (bool) {
         Merchant storage merchant = _merchants[account];
         return merchant.status == MerchantStatus.Approved && merchant.tier != RiskTier.Blocked && licenceValid(account);
@@ -228,8 +253,7 @@ contract MerchantRegistry is IMerchantRegistry {
     /// @inheritdoc IMerchantRegistry
     function licenceValid(address account) public view returns (bool) {
         Merchant storage merchant = _merchants[account];
-        return merchant.licence == LicenceStatus.Active && merchant.licenceFlags == 0
-            && uint256(merchant.licensedSince) + _minLicenceAge <= block.timestamp;
+        return _licenceSound(merchant) && _licenceCheckCurrent(merchant);
     }
 
     /// @inheritdoc IMerchantRegistry
@@ -251,6 +275,11 @@ contract MerchantRegistry is IMerchantRegistry {
     /// @inheritdoc IMerchantRegistry
     function minLicenceAge() external view returns (uint64) {
         return _minLicenceAge;
+    }
+
+    /// @inheritdoc IMerchantRegistry
+    function licenceValidity() external view returns (uint64) {
+        return _licenceValidity;
     }
 
     /// @inheritdoc IMerchantRegistry
@@ -281,6 +310,27 @@ contract MerchantRegistry is IMerchantRegistry {
         if (bps > FULL_BPS || bps < below || bps > above) revert MerchantRegistryInvalidCustodyFloor(tier, bps);
     }
 
+    function _checkLicenceValidity(uint64 secondsValid) private pure {
+        if (secondsValid == 0 || secondsValid > MAX_LICENCE_VALIDITY) {
+            revert MerchantRegistryInvalidLicenceValidity(secondsValid);
+        }
+    }
+
+    /// The last check found the licence active, unflagged and old enough.
+    function _licenceSound(Merchant storage merchant) private view returns (bool) {
+        return merchant.licence == LicenceStatus.Active && merchant.licenceFlags == 0
+            && uint256(merchant.licensedSince) + _minLicenceAge <= block.timestamp;
+    }
+
+    /// The last check is recent enough to count.
+    function _licenceCheckCurrent(Merchant storage merchant) private view returns (bool) {
+        return _licenceCheckExpiry(merchant) >= block.timestamp;
+    }
+
+    function _licenceCheckExpiry(Merchant storage merchant) private view returns (uint256) {
+        return uint256(merchant.licenceCheckedAt) + _licenceValidity;
+    }
+
     function _setStatus(address account, Merchant storage merchant, MerchantStatus status, bytes32 reasonHash)
         private
     {
@@ -305,6 +355,13 @@ contract MerchantRegistry is IMerchantRegistry {
             EvidenceKinds.RISK_TIER_CHANGED,
             _subject(account)
         );
+    }
+
+    function _setTierFloor(address account, Merchant storage merchant, RiskTier floor, bytes32 reasonHash) private {
+        RiskTier previous = merchant.tierFloor;
+        if (previous == floor) return;
+        merchant.tierFloor = floor;
+        emit RiskTierFloorChanged(account, previous, floor, reasonHash);
     }
 
     function _subject(address account) private pure returns (bytes32) {

@@ -25,13 +25,20 @@ contract OracleHub is IOracleHub, EIP712 {
         _maxReportAge = maxReportAge_;
     }
 
-    modifier onlyRegulator() {
-        if (!_membership.hasRole(msg.sender, IMembership.Role.Regulator)) revert OracleHubUnauthorized(msg.sender);
+    /// @dev Signer sets, consumers and the report age decide whose statements the chain believes,
+    /// so once Membership's bootstrap is closed only its governance authority changes them.
+    modifier onlyGovernance() {
+        address governance = _membership.governance();
+        if (governance != address(0)) {
+            if (msg.sender != governance) revert OracleHubGovernanceRequired(msg.sender, governance);
+        } else if (!_membership.hasRole(msg.sender, IMembership.Role.Regulator)) {
+            revert OracleHubUnauthorized(msg.sender);
+        }
         _;
     }
 
     /// @inheritdoc IOracleHub
-    function configureFeed(bytes32 feed, address[] calldata signers, uint8 threshold) external onlyRegulator {
+    function configureFeed(bytes32 feed, address[] calldata signers, uint8 threshold) external onlyGovernance {
         if (threshold == 0 || threshold > signers.length) revert OracleHubInvalidThreshold(threshold, signers.length);
         address previous = address(0);
         for (uint256 i = 0; i < signers.length; ++i) {
@@ -51,13 +58,13 @@ contract OracleHub is IOracleHub, EIP712 {
     }
 
     /// @inheritdoc IOracleHub
-    function setConsumer(address consumer, bool allowed) external onlyRegulator {
+    function setConsumer(address consumer, bool allowed) external onlyGovernance {
         _consumers[consumer] = allowed;
         emit ConsumerSet(consumer, allowed);
     }
 
     /// @inheritdoc IOracleHub
-    function setMaxReportAge(uint64 maxAge) external onlyRegulator {
+    function setMaxReportAge(uint64 maxAge) external onlyGovernance {
         if (maxAge == 0) revert OracleHubInvalidMaxAge(maxAge);
         _maxReportAge = maxAge;
         emit MaxReportAgeSet(maxAge);

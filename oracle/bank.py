@@ -10,9 +10,9 @@ Three duties, each driven by a durable cursor (see docs/decisions/0008):
   queues the custody reconciliation of its account's merchant. Whatever cannot be matched is
   parked for the regulator.
 - **Chain → bank.** The chain is the register of payment instructions (decision 0010). A
-  ``FundsReleased``, ``RefundGranted`` or ``CreditRefused`` event, or a funded plan's upfront
-  share once its cooling-off period is over, makes the oracle ask the custody desk to register
-  an instruction
+  ``FundsReleased``, ``RefundGranted``, ``CreditRefused`` or ``SetOffApplied`` event, or a
+  funded plan's upfront share once its cooling-off period is over, makes the oracle ask the
+  custody desk to register an instruction
   (``instructPayment``, id from the event: :func:`instruction_id`); only a ``PaymentInstructed``
   event read back from the chain becomes a ``pain.001``, with the amount the chain registered.
   A settlement can therefore never take back money already on its way to the bank. The bank
@@ -175,6 +175,7 @@ class BankOracle:
             ),
             Web3.keccak(text="PaymentInstructed(bytes32,bytes32,uint8,uint128,address)"),
             Web3.keccak(text="CreditRefused(bytes32,bytes32,uint128,bytes32)"),
+            Web3.keccak(text="SetOffApplied(bytes32,address,uint128)"),
         ]
         self._addresses = [client.book.address, client.custody.address]
         self._window = LOG_WINDOW_BLOCKS
@@ -490,8 +491,9 @@ class BankOracle:
         args = event.args
         if event.name == "FundsReleased":
             payee, amount = m.Payee.MERCHANT, int(args["amount"])
-        elif event.name == "CreditRefused":
-            # A payment the plan could not accept goes back to the payer in full.
+        elif event.name in ("CreditRefused", "SetOffApplied"):
+            # A payment the plan could not accept goes back to the payer in full; a defaulted
+            # merchant's set-off pays its consumer's shortfall.
             payee, amount = m.Payee.CONSUMER, int(args["amount"])
         else:
             payee, amount = m.Payee.CONSUMER, int(args["fromCustody"])

@@ -6,7 +6,10 @@ the oracle checks the code (``stdnum.cn.uscc``) and that the values hash to what
 applied with, then asks the registry, keeps the registry's response byte for byte as evidence,
 assesses it (:func:`oracle.licence_checks.assess`) and queues a signed attestation carrying the
 response's SHA-256. Every registered merchant is checked again on a schedule; a changed finding
-(a revoked licence, a new flag) is attested at once, which suspends new sales on chain.
+(a revoked licence, a new flag) is attested at once, which suspends new sales on chain. An
+unchanged finding is attested again when the merchant's last check on chain nears the end of the
+registry's licence validity (``MerchantRegistry.licenceValidity``): a check older than that no
+longer lets the merchant sell.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +45,12 @@ log = logging.getLogger("yufu.oracle.licence")
 
 FEED = "licence_feed"
 HTTP_TIMEOUT = 10.0
+# An unchanged finding is attested again once less than this share of the on-chain licence
+# validity is left (a fifth: six days of the devnet's thirty) ...
+RENEWAL_SHARE: int = 5
+# ... and at least this many re-check periods before the check expires, so that a round
+# that fails (the registry down for a while) still leaves time for the next one.
+RENEWAL_PERIODS: int = 2
 
 ATTESTATION = ActionKind(
     name="attest_licence",
@@ -232,6 +242,7 @@ class LicenceOracle:
             )
         body = response.content
         today = datetime.now(CHINA_STANDARD_TIME).date()
+        expiring = self.check_expiring(address)
         self.checks += 1
         with self.store.transaction() as db:
             digest = self.store.keep(
@@ -284,7 +295,9 @@ class LicenceOracle:
             summary = json.dumps(
                 {"status": int(status), "licensed_since": since, "flags": flags}, sort_keys=True
             )
-            if summary != row["last_finding"]:
+            changed = summary != row["last_finding"]
+            renewal = not changed and expiring and not self._attestation_queued(db, address)
+            if changed or renewal:
                 attestation = m.LicenceAttestation(
                     merchant=address,
                     status=int(status),
@@ -298,16 +311,40 @@ class LicenceOracle:
                 # (a licence gone, back, gone again).
                 Outbox.add(db, f"licence:{address}:{time.time_ns()}", ATTESTATION, attestation)
                 log.info(
-                    "licence of %s: %s flags=%d %s",
+                    "licence of %s: %s flags=%d %s%s",
                     address,
                     m.LicenceStatus(status).name,
                     flags,
                     "; ".join(reasons) or "clean",
+                    " (unchanged; the last check on chain is about to expire)" if renewal else "",
                 )
             db.execute(
                 "UPDATE merchants SET last_finding = ?, checked_at = ? WHERE address = ?",
                 (summary, time.time(), address),
             )
-            if summary != row["last_finding"]:
+            if changed:
                 crash_point("licence-checked")
         return finding
+
+    def check_expiring(self, address: str) -> bool:
+        """Whether the merchant's last licence check on chain is close to expiring.
+
+        Close means less than ``1 / RENEWAL_SHARE`` of the validity left, or less than
+        ``RENEWAL_PERIODS`` re-check periods, whichever is longer. Time is the next block's:
+        the registry judges expiry by block time, which the node keeps at or after the wall
+        clock and may run ahead of it after a burst of blocks.
+        """
+        validity = self.client.licence_validity()
+        checked_at = self.client.get_merchant(address).licence_checked_at
+        margin = max(validity // RENEWAL_SHARE, RENEWAL_PERIODS * self.recheck_seconds)
+        now = max(self.client.latest_timestamp(), int(time.time()))
+        return now >= checked_at + validity - margin
+
+    @staticmethod
+    def _attestation_queued(db: sqlite3.Connection, address: str) -> bool:
+        """Whether an attestation of the merchant is still waiting in the outbox (not done)."""
+        row = db.execute(
+            "SELECT 1 FROM actions WHERE key LIKE ? AND state IN ('pending', 'sent') LIMIT 1",
+            (f"licence:{address}:%",),
+        ).fetchone()
+        return row is not None

@@ -231,7 +231,7 @@ def sign_and_fund(
     say.step(funded, f"bank feed reports {rmb(event['deposited'])} paid into custody")
     say.detail(
         f"custody ratio {percent(event['custodyBps'])}: frozen {rmb(event['frozen'])}, "
-        f"upfront to the merchant {rmb(event['upfront'])} "
+        f"upfront {rmb(event['upfront'])} (the merchant's after cooling-off or a first use) "
         f"({len(signers)} of {len(feed.signers)} feed signers)"
     )
     return agreement_id
@@ -303,12 +303,16 @@ def settle_default(
     say.step(declared, f"regulator declares {name} in default")
     settled = desk.client.settle_default(desk.regulator_key, [agreement_id])
     refund = settled.event("RefundGranted").args
-    claim = settled.event("ClaimOpened").args
     say.step(settled, f"regulator settles the default of plan {short(agreement_id)}")
     say.detail(
         f"refund of unconsumed value {rmb(refund['refund'])}: "
         f"{rmb(refund['fromCustody'])} from custody, shortfall {rmb(refund['shortfall'])}"
     )
+    distributed = desk.client.distribute_set_off(
+        desk.regulator_key, merchant, desk.client.agreements_of(merchant)
+    )
+    claim = distributed.event("ClaimOpened").args
+    say.step(distributed, "regulator distributes the set-off: its consumers first, then insurance")
     say.detail(
         f"insurance claim {claim['claimId']}: loss {rmb(claim['loss'])}, "
         f"covered {rmb(claim['covered'])}, as the cover stood when default was declared"

@@ -139,27 +139,31 @@ class GasBench:
             self.desk.sign_record(agreement_id, sequence, self.merchant_key, self.consumer_key)
         )
 
-    def pay_refund(self, agreement_id: bytes, label: str) -> TxResult:
-        """The bank feed reports the refund paid to the consumer."""
+    def pay_refund(self, agreement_id: bytes, label: str) -> tuple[TxResult, TxResult]:
+        """The bank feed instructs the refund to the consumer and reports it paid."""
         amount = self.client.get_ledger(agreement_id).refunded
         return self.pay(agreement_id, label, m.Payee.CONSUMER, amount)
 
-    def pay_merchant(self, agreement_id: bytes, label: str) -> TxResult:
-        """The bank feed reports everything released so far paid to the merchant."""
+    def pay_merchant(self, agreement_id: bytes, label: str) -> tuple[TxResult, TxResult]:
+        """The bank feed instructs everything released so far to the merchant and reports it
+        paid."""
         amount = self.client.get_ledger(agreement_id).unpaid_to_merchant()
         return self.pay(agreement_id, label, m.Payee.MERCHANT, amount)
 
-    def pay(self, agreement_id: bytes, label: str, payee: m.Payee, amount: int) -> TxResult:
-        """The bank feed registers a payout from custody and reports it paid, with references
-        named after ``label``."""
-        instruction_id, _ = self.desk.instruct_payment(
+    def pay(
+        self, agreement_id: bytes, label: str, payee: m.Payee, amount: int
+    ) -> tuple[TxResult, TxResult]:
+        """The bank feed registers a payment instruction, then reports it paid out of custody,
+        with references named after ``label``; returns both results."""
+        instruction_id = sha256(f"gas report instruction {label}")
+        _, instructed = self.desk.instruct_payment(
             agreement_id,
             payee,
             amount,
-            instruction_id=sha256(f"gas report instruction {label}"),
+            instruction_id=instruction_id,
             signer_keys=self.bank_signers,
         )
-        return self.desk.confirm_payout(
+        paid = self.desk.confirm_payout(
             agreement_id,
             payee,
             amount,
@@ -167,6 +171,7 @@ class GasBench:
             instruction_id=instruction_id,
             signer_keys=self.bank_signers,
         )
+        return instructed, paid
 
     def reconcile(self, label: str, business_day: int, statement_balance: int) -> TxResult:
         """The bank feed reports the merchant's end-of-day custody balance."""
@@ -287,7 +292,8 @@ def measure_calls(bench: GasBench) -> tuple[list[Measurement], BatchTiming]:
     cooled_plan = bench.open_and_fund("cooling off", PLAN_VISITS, VISIT_PRICE_FEN)
     cooled = desk.cool_off(cooled_plan, bench.consumer_key)
     add("cancelInCoolingOff", cooled, "unused plan on its funding day; the whole principal due")
-    payout = bench.pay_refund(cooled_plan, "cooling off")
+    instructed, payout = bench.pay_refund(cooled_plan, "cooling off")
+    add("instructPayment (refund)", instructed, f"{signatures}: the cooling-off refund claimed")
     add("confirmPayout (refund)", payout, f"{signatures}: the cooling-off refund was paid")
 
     ended_plan = bench.open_and_fund("termination", PLAN_VISITS, VISIT_PRICE_FEN)
@@ -301,10 +307,9 @@ def measure_calls(bench: GasBench) -> tuple[list[Measurement], BatchTiming]:
     add(
         "reconcileCustody (balances match)",
         matched,
-        f"{signatures}; the statement equals the {held // 100:,} RMB the book holds",
+        f"{signatures}; the statement equals the {held // 100:,} RMB the desk holds",
     )
-    # Statements are reconciled in date order and never dated after their report: the next
-    # business day's statement comes the next day.
+    # The next day's statement, reported on that day (a statement cannot postdate its report).
     bench.tester.time_travel(client.latest_timestamp() + SECONDS_PER_DAY)
     mismatch = bench.reconcile("mismatch", day + 1, held - 100)
     add(
@@ -322,13 +327,25 @@ def measure_calls(bench: GasBench) -> tuple[list[Measurement], BatchTiming]:
     bench.pay_merchant(plan, "merchant before default")
     declared = client.declare_default(desk.regulator_key, bench.merchant, sha256("closure"))
     add("declareDefault", declared, "merchant Approved → Defaulted")
+    others = [other for other in client.agreements_of(bench.merchant) if other != plan]
+    if others:
+        client.settle_default(desk.regulator_key, others)
     settled = client.settle_default(desk.regulator_key, [plan])
-    claim = settled.event("ClaimOpened").args
     add(
-        "settleDefault (1 plan, with claim)",
+        "settleDefault (1 plan)",
         settled,
-        f"after 2 of {PLAN_VISITS} visits; custody refunds, the shortfall of "
-        f"{claim['loss'] // 100:,} RMB opens a claim ({claim['covered'] // 100:,} RMB covered)",
+        f"after 2 of {PLAN_VISITS} visits; custody refunds, the merchant's unpaid entitlement "
+        "is set aside",
+    )
+    if others:
+        client.distribute_set_off(desk.regulator_key, bench.merchant, others)
+    distributed = client.distribute_set_off(desk.regulator_key, bench.merchant, [plan])
+    claim = distributed.event("ClaimOpened").args
+    add(
+        "distributeSetOff (1 plan, with claim)",
+        distributed,
+        f"the set-off pays first; the shortfall of {claim['loss'] // 100:,} RMB opens a claim "
+        f"({claim['covered'] // 100:,} RMB covered)",
     )
     claim_paid = desk.confirm_claim_paid(
         int(claim["claimId"]), int(claim["covered"]), signer_keys=bench.bank_signers

@@ -286,10 +286,14 @@ def config() -> DevnetConfig:
 
 @pytest.fixture(scope="session")
 def deployed(backend: Backend, config: DevnetConfig) -> DeployedSystem:
-    """The whole system deployed and configured once per backend."""
+    """The whole system deployed and configured once per backend.
+
+    The bootstrap is left open, so tests may set up feeds and system accounts with the
+    regulator key; tests/contracts/test_governance.py closes it as a real deployment does.
+    """
     if not backend.funds_accounts_itself:
         fund_accounts(backend.w3, configured_accounts(config))
-    return deploy_system(backend.w3, config)
+    return deploy_system(backend.w3, config, close_bootstrap=False)
 
 
 @pytest.fixture(autouse=True)

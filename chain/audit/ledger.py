@@ -41,7 +41,6 @@ from chain.messages import AgreementState, Payee
 RELEASE_REASONS: tuple[str, ...] = ("Upfront", "Consumption", "Settlement")
 REFUND_REASONS: tuple[str, ...] = ("CoolingOff", "Termination", "Expiry", "Default")
 _UPFRONT, _CONSUMPTION, _SETTLEMENT = 0, 1, 2
-_DEFAULT_REASON = 3
 
 LEDGER_FIELDS: tuple[str, ...] = (
     "deposited",
@@ -57,11 +56,13 @@ LEDGER_FIELDS: tuple[str, ...] = (
     "instructed_to_merchant",
     "instructed_to_consumer",
     "credits_refused",
+    "set_off_given",
+    "set_off_covered",
 )
 
 _GET_LEDGER = function_signature_to_4byte_selector("getLedger(bytes32)")
 _GET_AGREEMENT = function_signature_to_4byte_selector("getAgreement(bytes32)")
-_LEDGER_TYPE = "(" + ",".join(["uint128"] * 13) + ")"
+_LEDGER_TYPE = "(" + ",".join(["uint128"] * 15) + ")"
 _AGREEMENT_TYPE = (
     "(address,uint64,uint8,uint16,bool,address,uint64,bytes32,uint64,uint64,uint64,uint64,"
     "uint128,uint128,uint128,uint128)"
@@ -209,13 +210,14 @@ class AgreementLedger:
     instructed_to_merchant: int = 0
     instructed_to_consumer: int = 0
     credits_refused: int = 0
+    set_off_given: int = 0
+    set_off_covered: int = 0
     upfront_released: bool = False
     funded_block: int | None = None
     closed_block: int | None = None
     # Set while a settlement's events arrive, in the order the contract emits them.
     pending_reclaimed: int = 0
     pending_settlement_release: int | None = None
-    pending_shortfall: int | None = None
     contract_matches: bool | None = None
 
     def conserved(self) -> bool:
@@ -515,10 +517,8 @@ class LedgerBook:
         agreement.upfront -= reclaimed - from_released
         agreement.refunded += from_custody
         agreement.refund_due = refund
-        if int(args["reason"]) == _DEFAULT_REASON:
-            agreement.pending_shortfall = shortfall
-        else:
-            agreement.merchant_owed = shortfall
+        # On default this is provisional: the set-off and the insurer pay it down later.
+        agreement.merchant_owed = shortfall
         agreement.pending_settlement_release = left_over if left_over > 0 else None
         self._check_non_negative(agreement, event)
 
@@ -527,15 +527,14 @@ class LedgerBook:
         if agreement is None:
             return
         loss, covered = int(event.args["loss"]), int(event.args["covered"])
-        if agreement.pending_shortfall != loss:
+        if agreement.merchant_owed != loss:
             self._violation(
                 agreement.agreement_id,
                 event,
-                "claim loss is the default's shortfall",
-                str(agreement.pending_shortfall),
+                "claim loss is the shortfall the set-off left",
+                str(agreement.merchant_owed),
                 str(loss),
             )
-        agreement.pending_shortfall = None
         agreement.insured_shortfall = covered
         agreement.merchant_owed = loss - covered
         self.claims[int(event.args["claimId"])] = (agreement.agreement_id, covered)
@@ -586,6 +585,20 @@ class LedgerBook:
             instructed, rule = agreement.instructed_to_consumer, "consumer instructed within refund"
         if instructed > due:
             self._violation(agreement.agreement_id, event, rule, f"at most {due}", str(instructed))
+
+    def _on_SetOffSwept(self, event: DecodedEvent) -> None:  # noqa: N802
+        agreement = self._known(event)
+        if agreement is not None:
+            agreement.set_off_given += int(event.args["amount"])
+            self._check_non_negative(agreement, event)
+
+    def _on_SetOffApplied(self, event: DecodedEvent) -> None:  # noqa: N802
+        agreement = self._known(event)
+        if agreement is not None:
+            amount = int(event.args["amount"])
+            agreement.set_off_covered += amount
+            agreement.merchant_owed -= amount
+            self._check_non_negative(agreement, event)
 
     def _on_CreditRefused(self, event: DecodedEvent) -> None:  # noqa: N802
         agreement = self._known(event)

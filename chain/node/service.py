@@ -242,11 +242,18 @@ def bootstrap(w3: Web3, config: DevnetConfig) -> tuple[SystemAddresses, bool]:
         for name, address in expected.by_contract().items()
     }
     if all(deployed.values()):
-        registered = YufuClient(w3, expected).template_count()
+        existing = YufuClient(w3, expected)
+        registered = existing.template_count()
         if registered < expected_template_count(config):
             raise BootstrapError(
                 f"the contracts exist but only {registered} of "
                 f"{expected_template_count(config)} templates are registered: "
+                "an earlier bootstrap was interrupted; start from a fresh data directory"
+            )
+        if int(existing.call(existing.membership.functions.governance()), 16) == 0:
+            # An open bootstrap leaves the regulator key every power: never run on one.
+            raise BootstrapError(
+                "the contracts exist but were never handed over to governance: "
                 "an earlier bootstrap was interrupted; start from a fresh data directory"
             )
         return expected, False

@@ -116,6 +116,11 @@ interface IAgreementBook {
     /// @param creditsRefused Payments into custody for this plan that it could not accept (it was
     /// funded or closed already, expired, the amount differed, or the merchant could no longer
     /// sell): owed back to the payer in full, outside the plan's own money.
+    /// @param setOffGiven After the merchant's default: its entitlement from this plan that was
+    /// set aside for its consumers' shortfalls instead of being paid to it.
+    /// @param setOffCovered After the merchant's default: the part of this plan's shortfall paid
+    /// from the merchant's set-off pool (before insurance). refundDue = refunded + setOffCovered +
+    /// insuredShortfall + merchantOwed once the default is distributed.
     struct Ledger {
         uint128 deposited;
         uint128 frozen;
@@ -130,6 +135,8 @@ interface IAgreementBook {
         uint128 instructedToMerchant;
         uint128 instructedToConsumer;
         uint128 creditsRefused;
+        uint128 setOffGiven;
+        uint128 setOffCovered;
     }
 
     /// @notice One delivered unit of service, signed by merchant and consumer (EIP-712 `ConsumptionRecord`).
@@ -225,6 +232,11 @@ interface IAgreementBook {
     error AgreementBookExpired(bytes32 agreementId, uint64 expiry);
     /// @notice The agreement has not expired yet.
     error AgreementBookNotExpired(bytes32 agreementId, uint64 expiry);
+    /// @notice The set-off of a defaulted merchant is distributed only once every one of its
+    /// plans went through {settleDefault} (`settled` of `total`).
+    error AgreementBookSetOffNotReady(address merchant, uint256 settled, uint256 total);
+    /// @notice The plan was not settled on default, or its set-off is distributed already.
+    error AgreementBookNotAwaitingSetOff(bytes32 agreementId);
     /// @notice The merchant has not been declared in default.
     error AgreementBookMerchantNotDefaulted(address merchant);
     /// @notice A batch's arrays differ in length, or the batch is empty.
@@ -275,6 +287,11 @@ interface IAgreementBook {
     event CreditRefused(
         bytes32 indexed agreementId, bytes32 indexed bankReference, uint128 amount, bytes32 reason
     );
+    /// @notice Emitted when a defaulted merchant's entitlement from a plan was set aside for its
+    /// consumers' shortfalls.
+    event SetOffSwept(bytes32 indexed agreementId, address indexed merchant, uint128 amount);
+    /// @notice Emitted when part of a plan's shortfall was paid from its merchant's set-off pool.
+    event SetOffApplied(bytes32 indexed agreementId, address indexed merchant, uint128 amount);
     /// @notice Emitted when a consumer withdrew an unexecuted request.
     event RequestRevoked(bytes32 indexed agreementId, uint64 indexed nonce);
     /// @notice Emitted when a settlement took back money the merchant was entitled to and no
@@ -391,11 +408,27 @@ interface IAgreementBook {
     /// merchant is not in default (use {settleDefault}).
     function expire(bytes32 agreementId) external;
 
-    /// @notice Settles plans of a defaulted merchant: refunds from custody first, the shortfall
-    /// as an insurance claim.
-    /// @dev Emits {RefundGranted} and {AgreementClosed} per plan. Plans already closed are skipped.
+    /// @notice Settles plans of a defaulted merchant, first of two steps: each plan's refund is
+    /// paid from its own custody, and the merchant's entitlement no instruction has claimed (from
+    /// this plan, used or not, open or closed) is set aside in the merchant's set-off pool.
+    /// @dev Emits {RefundGranted}, {AgreementClosed} and {SetOffSwept} per plan. A plan settled
+    /// before is skipped, so a settlement can be retried safely. The shortfall stays
+    /// `merchantOwed` until {distributeSetOff}.
     /// Requirements: the caller is a member; each plan's merchant is Defaulted.
     function settleDefault(bytes32[] calldata agreementIds) external;
+
+    /// @notice Second step of a default, once every plan of the merchant is settled: each listed
+    /// plan's shortfall is paid from the merchant's set-off pool first, then claimed from the
+    /// insurance cover in force at default; what is still missing stays `merchantOwed`.
+    /// @dev Emits {SetOffApplied} and the pool's {IInsurancePool.ClaimOpened} per plan. What is
+    /// left in the pool after every consumer is whole stays in custody: the merchant comes last.
+    /// Requirements: the caller is a member; every plan of the merchant went through
+    /// {settleDefault}; each listed plan is the merchant's, settled and not yet distributed.
+    function distributeSetOff(address merchant, bytes32[] calldata agreementIds) external;
+
+    /// @notice A defaulted merchant's set-off pool: entitlement set aside for its consumers not yet
+    /// used, and how many of its plans were settled and distributed.
+    function setOffOf(address merchant) external view returns (uint128 pool, uint64 settled, uint64 distributed);
 
     /// @notice The custody desk claims, for a payment instruction, what is due to `payee` and no
     /// instruction has claimed yet, up to `maxAmount`. A settlement never takes back a claimed fen.
@@ -449,6 +482,4 @@ interface IAgreementBook {
     /// @notice `merchant`'s agreement ids from `offset`, at most `limit`.
     function agreementsOf(address merchant, uint256 offset, uint256 limit) external view returns (bytes32[] memory);
 
-    /// @notice Whether the bank reference was already reported.
-    function isBankReferenceUsed(bytes32 bankReference) external view returns (bool);
 }

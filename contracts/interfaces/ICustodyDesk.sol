@@ -156,8 +156,9 @@ interface ICustodyDesk {
     );
 
     /// @notice The AgreementBook records a confirmed deposit into a merchant's custody account.
-    /// @dev Emits {CustodyDeposited}. Requirements: the caller is the AgreementBook.
-    function deposit(address merchant, bytes32 agreementId, uint128 amount) external;
+    /// @dev Emits {CustodyDeposited}. Requirements: the caller is the AgreementBook; the bank
+    /// reference is new (the desk keeps the one register of bank references, credits and debits).
+    function deposit(address merchant, bytes32 agreementId, uint128 amount, bytes32 bankReference) external;
 
     /// @notice Registers a payment out of custody: what is due to the payee and not instructed
     /// yet, up to `instruction.amount`. The bank pays only registered instructions.
@@ -226,6 +227,6 @@ interface ICustodyDesk {
     /// @notice The payment instruction `instructionId` (state None if unknown).
     function getInstruction(bytes32 instructionId) external view returns (Instruction memory);
 
-    /// @notice Whether a payout or return bank reference was already reported.
+    /// @notice Whether a bank reference (of a credit, a payout or a return) was already reported.
     function isBankReferenceUsed(bytes32 bankReference) external view returns (bool);
 }

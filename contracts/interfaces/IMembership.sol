@@ -32,6 +32,10 @@ interface IMembership {
     error MembershipRoleNotHeld(address account, Role role);
     /// @notice Removing the account would leave the chain without a regulator or without a validator.
     error MembershipLastHolder(address account, Role role);
+    /// @notice Only the governance authority may grant or remove `role` once the bootstrap is closed.
+    error MembershipGovernanceRequired(address caller, Role role, address governance);
+    /// @notice The governance authority was already handed over; the bootstrap is closed for good.
+    error MembershipGovernanceAlreadySet(address governance);
 
     /// @notice Emitted when `account` was granted `role` on behalf of `organisationId`.
     event MemberAdmitted(
@@ -39,11 +43,16 @@ interface IMembership {
     );
     /// @notice Emitted when `role` was taken from `account`.
     event MemberRemoved(address indexed account, Role indexed role, address removedBy);
+    /// @notice Emitted when the bootstrap closed and `governance` took over the sensitive powers.
+    event GovernanceHandedOver(address indexed governance, address handedOverBy);
 
     /// @notice Grants `role` to `account`, which acts for `organisationId`.
-    /// @dev Emits {MemberAdmitted}.
+    /// @dev Emits {MemberAdmitted}. The sensitive roles (Regulator, Validator, Oracle, System)
+    /// decide who may sign and write, so after {handOverToGovernance} only the governance
+    /// authority (the officials' multisig through a timelock) grants them.
     /// Requirements:
-    /// - The caller is a regulator.
+    /// - For a sensitive role: the caller is the governance authority, or, before the hand-over,
+    ///   a regulator. For any other role: the caller is a regulator.
     /// - `account` is not zero, `role` is not `None` and `account` does not hold it yet.
     /// @param account The member's account.
     /// @param role The role granted.
@@ -53,11 +62,27 @@ interface IMembership {
     /// @notice Takes `role` from `account`.
     /// @dev Emits {MemberRemoved}.
     /// Requirements:
-    /// - The caller is a regulator.
+    /// - For a sensitive role: the caller is the governance authority, or, before the hand-over,
+    ///   a regulator. For any other role: the caller is a regulator.
     /// - `account` holds `role`, and is not the last regulator or the last validator.
     /// @param account The member's account.
     /// @param role The role removed.
     function remove(address account, Role role) external;
+
+    /// @notice Closes the bootstrap: from now on only `governance` grants and removes the
+    /// sensitive roles and changes the oracle hub's signer sets, consumers and report age.
+    /// @dev Emits {GovernanceHandedOver}. Can happen once; there is no way back.
+    /// Requirements:
+    /// - The caller is a regulator.
+    /// - No governance authority was set before; `governance` is not zero.
+    /// @param governance The governance authority (the regulator officials' timelock).
+    function handOverToGovernance(address governance) external;
+
+    /// @notice The governance authority, or zero while the bootstrap is open.
+    function governance() external view returns (address);
+
+    /// @notice Whether granting or removing `role` needs the governance authority.
+    function isSensitiveRole(Role role) external pure returns (bool);
 
     /// @notice Whether `account` holds `role`.
     function hasRole(address account, Role role) external view returns (bool);

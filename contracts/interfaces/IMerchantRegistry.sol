@@ -35,9 +35,13 @@ interface IMerchantRegistry {
     }
 
     /// @notice A merchant's record. Personal and business data stay off chain: only hashes here.
+    /// @dev `tierFloor` is the lowest tier the risk feed may set: the regulator's last decision,
+    /// raised to at least High by a custody anomaly. It packs with the fields before
+    /// `industry` into one storage slot.
     struct Merchant {
         MerchantStatus status;
         RiskTier tier;
+        RiskTier tierFloor;
         LicenceStatus licence;
         uint16 licenceFlags;
         uint64 licensedSince;
@@ -98,6 +102,10 @@ interface IMerchantRegistry {
 
     /// @notice The minimum licence age is above a century.
     error MerchantRegistryInvalidLicenceAge(uint64 secondsRequired);
+    /// @notice The merchant's last licence check is too old: it was valid until `expiredAt`.
+    error MerchantRegistryLicenceCheckExpired(address merchant, uint64 checkedAt, uint256 expiredAt);
+    /// @notice A licence check's validity must be at least a second and at most 366 days.
+    error MerchantRegistryInvalidLicenceValidity(uint64 secondsValid);
 
     /// @notice Emitted when a merchant applied.
     event MerchantApplied(
@@ -113,14 +121,21 @@ interface IMerchantRegistry {
     event MerchantStatusChanged(
         address indexed merchant, MerchantStatus indexed previous, MerchantStatus indexed current, bytes32 reasonHash
     );
-    /// @notice Emitted when a merchant's risk tier changed.
+    /// @notice Emitted when a merchant's risk tier changed, or the risk feed reported it again.
     event RiskTierChanged(address indexed merchant, RiskTier indexed previous, RiskTier indexed current, uint32 score);
+    /// @notice Emitted when the lowest tier the risk feed may set for a merchant changed;
+    /// `reasonHash` is the regulator's reason or the bank statement behind a custody anomaly.
+    event RiskTierFloorChanged(
+        address indexed merchant, RiskTier indexed previous, RiskTier indexed current, bytes32 reasonHash
+    );
     /// @notice Emitted when a merchant changed its receiving account (a risk signal).
     event ReceivingAccountChanged(address indexed merchant, bytes32 previousHash, bytes32 currentHash);
     /// @notice Emitted when a tier's custody floor changed.
     event CustodyFloorSet(RiskTier indexed tier, uint16 bps);
     /// @notice Emitted when the minimum licence age changed.
     event MinLicenceAgeSet(uint64 secondsRequired);
+    /// @notice Emitted when the time a licence check stays valid changed.
+    event LicenceValiditySet(uint64 secondsValid);
     /// @notice Emitted when a custody anomaly was recorded for a merchant; `count` is its total.
     event CustodyAnomalyFlagged(address indexed merchant, uint32 count, bytes32 reasonHash);
 
@@ -134,7 +149,10 @@ interface IMerchantRegistry {
     function applyAsMerchant(bytes32 usccHash, bytes32 nameHash, bytes32 industry, bytes32 receivingAccountHash)
         external;
 
-    /// @notice Records the licence oracle's attestation; a failing licence suspends an approved merchant at once.
+    /// @notice Records the licence oracle's attestation; a failing licence (not active, flagged
+    /// or too young) suspends an approved merchant at once. An attestation whose check is
+    /// already older than the licence validity suspends nothing: the merchant just cannot sell
+    /// until a fresh one arrives.
     /// @dev Emits {LicenceAttested}, and {MerchantStatusChanged} when it suspends.
     /// Requirements: the caller is an oracle; the report is a valid licence-feed report whose subject
     /// is the merchant and whose payload hash is keccak256(abi.encode(attestation)).
@@ -145,8 +163,12 @@ interface IMerchantRegistry {
     ) external;
 
     /// @notice Approves an applied (or reinstates a suspended) merchant with a valid licence.
-    /// @dev Emits {MerchantStatusChanged}. Requirements: the caller is a regulator; the merchant is
-    /// Applied or Suspended; the licence is active, unflagged and old enough.
+    /// @dev Emits {MerchantStatusChanged}.
+    /// Requirements:
+    /// - the caller is a regulator;
+    /// - the merchant is Applied or Suspended;
+    /// - the licence is active, unflagged and old enough ({MerchantRegistryLicenceNotValid});
+    /// - its last check is no older than the licence validity ({MerchantRegistryLicenceCheckExpired}).
     function approve(address merchant, bytes32 reasonHash) external;
 
     /// @notice Suspends new sales of an approved merchant; existing plans continue.
@@ -163,19 +185,34 @@ interface IMerchantRegistry {
     /// Approved, Suspended or Revoked.
     function declareDefault(address merchant, bytes32 reasonHash) external;
 
-    /// @notice Sets a merchant's risk tier by the regulator's decision.
-    /// @dev Emits {RiskTierChanged}. Requirements: the caller is a regulator; the merchant exists.
+    /// @notice Sets a merchant's risk tier and its tier floor by the regulator's decision. The
+    /// regulator is the only one who may lower a tier: the risk feed cannot go below this floor.
+    /// @dev Emits {RiskTierFloorChanged} when the floor changes, then {RiskTierChanged}.
+    /// Requirements:
+    /// - the caller is a regulator;
+    /// - the merchant exists.
+    /// @param merchant The merchant's account.
+    /// @param tier The tier, and from now on the floor of the tier.
+    /// @param reasonHash The off-chain reason for the decision.
     function setRiskTier(address merchant, RiskTier tier, bytes32 reasonHash) external;
 
-    /// @notice Sets a merchant's risk tier from the risk feed.
-    /// @dev Emits {RiskTierChanged}. Requirements: the caller is an oracle; a valid risk-feed report
-    /// whose subject is the merchant and whose payload hash is keccak256(abi.encode(riskReport)).
+    /// @notice Sets a merchant's risk tier from the risk feed, never below the merchant's tier
+    /// floor: a reported tier below the floor sets the tier to the floor (the report and its
+    /// score are still recorded). The feed raises a tier freely and lowers it down to the floor.
+    /// @dev Emits {RiskTierChanged} with the tier applied and the reported score.
+    /// Requirements:
+    /// - the caller is an oracle;
+    /// - the merchant exists;
+    /// - a valid risk-feed report whose subject is the merchant and whose payload hash is
+    ///   keccak256(abi.encode(riskReport)).
     function reportRisk(RiskReport calldata riskReport, IOracleHub.Report calldata report, bytes[] calldata signatures)
         external;
 
     /// @notice Records a custody anomaly (the bank's statement differs from the chain's custody)
-    /// and raises the merchant's risk tier to High if it is lower; never lowers it.
-    /// @dev Emits {CustodyAnomalyFlagged}, and {RiskTierChanged} when the tier rises. Anchors
+    /// and raises the merchant's risk tier and tier floor to High if they are lower; never
+    /// lowers either, and the risk feed cannot lower the tier below High afterwards.
+    /// @dev Emits {CustodyAnomalyFlagged}, {RiskTierFloorChanged} when the floor rises, and
+    /// {RiskTierChanged} when the tier rises. Anchors
     /// `reasonHash` (kind `CUSTODY_ANOMALY`, subject the merchant). Suspending or declaring default
     /// stays the regulator's decision.
     /// Requirements: the caller is a system contract (the agreement book); the merchant exists;
@@ -198,10 +235,20 @@ interface IMerchantRegistry {
     /// @dev Emits {MinLicenceAgeSet}. Requirements: the caller is a regulator; at most a century.
     function setMinLicenceAge(uint64 secondsRequired) external;
 
+    /// @notice Sets how long a licence check stays valid: once the merchant's last check is
+    /// older, its licence is not valid and it cannot sell until the licence oracle checks again.
+    /// @dev Emits {LicenceValiditySet}.
+    /// Requirements:
+    /// - the caller is a regulator;
+    /// - `secondsValid` is at least 1 and at most 366 days.
+    /// @param secondsValid Seconds after `licenceCheckedAt` during which the check counts.
+    function setLicenceValidity(uint64 secondsValid) external;
+
     /// @notice Whether `merchant` may sell new plans now.
     function canSell(address merchant) external view returns (bool);
 
-    /// @notice Whether the merchant's licence is active, unflagged and old enough now.
+    /// @notice Whether the merchant's licence is active, unflagged and old enough now, by a check
+    /// no older than the licence validity (`licenceCheckedAt + licenceValidity() >= block.timestamp`).
     function licenceValid(address merchant) external view returns (bool);
 
     /// @notice The custody ratio for a new plan: the template's minimum raised to the tier's floor.
@@ -215,6 +262,9 @@ interface IMerchantRegistry {
 
     /// @notice The minimum licence age in seconds.
     function minLicenceAge() external view returns (uint64);
+
+    /// @notice How long a licence check stays valid, in seconds.
+    function licenceValidity() external view returns (uint64);
 
     /// @notice The custody anomalies recorded for `merchant`.
     function custodyAnomalies(address merchant) external view returns (CustodyAnomalies memory);

@@ -32,6 +32,9 @@ interface IOracleHub {
 
     /// @notice The caller may not do this.
     error OracleHubUnauthorized(address caller);
+    /// @notice Only the governance authority may change the hub's configuration once the
+    /// bootstrap is closed (see {IMembership-handOverToGovernance}).
+    error OracleHubGovernanceRequired(address caller, address governance);
     /// @notice No signer set is configured for `feed`.
     error OracleHubUnknownFeed(bytes32 feed);
     /// @notice The threshold must be between 1 and the number of signers.
@@ -71,7 +74,7 @@ interface IOracleHub {
     /// @notice Replaces `feed`'s signer set and threshold and bumps its configuration version.
     /// @dev Emits {FeedConfigured}. Reports signed under the old version are refused from now on.
     /// Requirements:
-    /// - The caller is a regulator.
+    /// - The caller is the governance authority, or, before the hand-over, a regulator.
     /// - `signers` are strictly ascending and non-zero; `1 <= threshold <= signers.length`.
     /// @param feed The feed id.
     /// @param signers The signer accounts, ascending.
@@ -81,11 +84,14 @@ interface IOracleHub {
     /// @notice Allows or disallows a contract to consume reports.
     /// @dev Emits {ConsumerSet}. Only consumers can spend a report's sequence, so a valid report
     /// cannot be burnt by a third party.
-    /// Requirements: the caller is a regulator.
+    /// Requirements: the caller is the governance authority, or, before the hand-over, a regulator.
     function setConsumer(address consumer, bool allowed) external;
 
     /// @notice Sets how old a report may be when it is consumed.
-    /// @dev Emits {MaxReportAgeSet}. Requirements: the caller is a regulator; `maxAge` is not zero.
+    /// @dev Emits {MaxReportAgeSet}.
+    /// Requirements:
+    /// - The caller is the governance authority, or, before the hand-over, a regulator.
+    /// - `maxAge` is not zero.
     function setMaxReportAge(uint64 maxAge) external;
 
     /// @notice Verifies `report` and its signatures and marks it consumed.

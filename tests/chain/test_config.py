@@ -89,6 +89,7 @@ def test_shipped_rules_match_the_product(config: DevnetConfig) -> None:
     rules = config.rules
     assert rules.cooling_off_days == 7
     assert rules.min_licence_age_days == 180
+    assert rules.licence_validity_days == 30
     assert rules.oracle_max_report_age_seconds == 3600
     floors = rules.custody_floor_bps
     assert (floors.low, floors.medium, floors.high, floors.blocked) == (3000, 5000, 8000, 10000)
@@ -255,6 +256,15 @@ def test_bps_above_ten_thousand_is_refused(tmp_path: Path) -> None:
         "rules.custody_floor_bps.medium: expected an integer between 0 and 10000, got 12000"
         in str(error)
     )
+
+
+@pytest.mark.parametrize("days", [0, 367])
+def test_licence_validity_outside_a_day_to_a_leap_year_is_refused(
+    tmp_path: Path, days: int
+) -> None:
+    error = refusal(tmp_path, "licence_validity_days = 30", f"licence_validity_days = {days}")
+    assert error.key == "rules.licence_validity_days"
+    assert f"expected an integer between 1 and 366, got {days}" in str(error)
 
 
 def test_negative_template_custody_is_refused(tmp_path: Path) -> None:
@@ -426,3 +436,61 @@ def test_out_of_range_poll_interval_is_refused(tmp_path: Path) -> None:
 def test_negative_bank_day_is_refused(tmp_path: Path) -> None:
     error = refusal(tmp_path, "bank_day_seconds = 300\n", "bank_day_seconds = -1\n")
     assert error.key == "simulators.bank_day_seconds"
+
+
+# --- governance -------------------------------------------------------------------
+
+
+OFFICIAL_1_KEY = "0x90daf1c8ed8f341c0e9498bb71bf11ecdb00e9474de2215ac52265ac9002b762"
+
+
+def test_shipped_governance_is_two_of_three_officials_after_a_day(config: DevnetConfig) -> None:
+    governance = config.governance
+    assert (governance.threshold, len(governance.officials)) == (2, 3)
+    assert governance.min_delay_seconds == 86_400
+    assert (
+        governance.officials[0].private_key
+        == "0x" + keccak(text="yufu-devnet/governance/official-1").hex()
+    )
+    assert all(is_checksum_address(address) for address in governance.official_addresses)
+
+
+def test_missing_governance_section_is_refused(tmp_path: Path) -> None:
+    start = SHIPPED_TEXT.index("[governance]")
+    end = SHIPPED_TEXT.index("[services]")
+    path = tmp_path / "devnet.toml"
+    path.write_text(SHIPPED_TEXT[:start] + SHIPPED_TEXT[end:], encoding="utf-8")
+    with pytest.raises(ConfigError, match="missing key governance$"):
+        load_config(path)
+
+
+def test_governance_threshold_above_official_count_is_refused(tmp_path: Path) -> None:
+    old = "threshold = 2\n# The officials' signing keys."
+    error = refusal(tmp_path, old, old.replace("2", "4"))
+    assert error.key == "governance.threshold"
+    assert "expected an integer between 1 and 3 (the number of official_keys)" in str(error)
+
+
+def test_zero_governance_delay_is_refused(tmp_path: Path) -> None:
+    error = refusal(tmp_path, "min_delay_seconds = 86_400\n", "min_delay_seconds = 0\n")
+    assert error.key == "governance.min_delay_seconds"
+
+
+def test_governance_delay_beyond_thirty_days_is_refused(tmp_path: Path) -> None:
+    error = refusal(tmp_path, "min_delay_seconds = 86_400\n", "min_delay_seconds = 2_592_001\n")
+    assert error.key == "governance.min_delay_seconds"
+
+
+def test_empty_official_list_is_refused(tmp_path: Path) -> None:
+    start = SHIPPED_TEXT.index("official_keys = [")
+    end = SHIPPED_TEXT.index("]", start) + 1
+    old = SHIPPED_TEXT[start:end]
+    error = refusal(tmp_path, old, "official_keys = []")
+    assert error.key == "governance.official_keys"
+
+
+def test_official_sharing_the_regulators_key_is_refused(tmp_path: Path) -> None:
+    regulator = "0x4305512e573b88b1bce82c693f3425c08a99e2a1f4a30285f002ed02329c35d4"
+    error = refusal(tmp_path, OFFICIAL_1_KEY, regulator)
+    assert error.key == "governance.official_keys[0]"
+    assert "already used by organisations.regulator.private_key" in str(error)

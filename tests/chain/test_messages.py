@@ -32,7 +32,7 @@ SAMPLES: dict[str, m._Message] = {
         MERCHANT, CONSUMER, MAX64, H1, MAX64, MAX128, MAX128, MAX128, MAX64, H3
     ),
     "record": m.ConsumptionRecord(H1, 7, 2, 30_000, 1_750_000_000, H2),
-    "request": m.ConsumerRequest(H1, m.ConsumerAction.TERMINATE, 1_750_003_600),
+    "request": m.ConsumerRequest(H1, m.ConsumerAction.TERMINATE, 90_000, 7, 1_750_003_600),
     "complaint": m.ComplaintRequest(H1, H2, 1_750_003_600),
     "report": m.OracleReport(m.FEED_BANK, H1, 42, 1_750_000_000, 3, H2),
     "funding": m.FundingReport(H1, 100_000, H2, 1_750_000_000),
@@ -54,7 +54,10 @@ CONTRACT_TYPES = {
         "ConsumptionRecord(bytes32 agreementId,uint64 sequence,uint64 units,uint128 amount,"
         "uint64 consumedAt,bytes32 receiptHash)"
     ),
-    m.ConsumerRequest: "ConsumerRequest(bytes32 agreementId,uint8 action,uint64 deadline)",
+    m.ConsumerRequest: (
+        "ConsumerRequest(bytes32 agreementId,uint8 action,uint128 minRefund,uint64 nonce,"
+        "uint64 deadline)"
+    ),
     m.ComplaintRequest: "Complaint(bytes32 agreementId,bytes32 evidenceHash,uint64 deadline)",
     m.OracleReport: (
         "Report(bytes32 feed,bytes32 subject,uint64 sequence,uint64 issuedAt,"
@@ -225,9 +228,9 @@ def test_digests_equal_the_contracts_own_digest_views(deployed):
         client.book_domain()
     )
     assert client.call(book.recordDigest(record.as_abi())) == record.digest(client.book_domain())
-    assert client.call(
-        book.requestDigest(request.agreement_id, request.action, request.deadline)
-    ) == request.digest(client.book_domain())
+    assert client.call(book.requestDigest(request.as_abi())) == request.digest(
+        client.book_domain()
+    )
     assert client.call(hub.reportDigest(report.as_abi())) == report.digest(client.hub_domain())
     assert client.call(
         complaints.complaintDigest(

@@ -1078,12 +1078,10 @@ class TestCoolingOff:
     ):
         agreement_id, _ = funded_plan(desk, merchant, consumer)
         backend.advance_time(6 * DAY)
-        deadline, signature = desk.consumer_request(
+        request, signature = desk.consumer_request(
             agreement_id, consumer.key, m.ConsumerAction.COOLING_OFF
         )
-        result = desk.client.cancel_in_cooling_off(
-            desk.operator_key, agreement_id, deadline, signature
-        )
+        result = desk.client.cancel_in_cooling_off(desk.operator_key, request, signature)
 
         refund = result.event("RefundGranted").args
         assert refund["reason"] == 0  # CoolingOff
@@ -1121,10 +1119,11 @@ class TestCoolingOff:
             paid_to_consumer=0,
             instructed_to_merchant=0,
             instructed_to_consumer=0,
+            credits_refused=0,
+            set_off_given=0,
+            set_off_covered=0,
         )
-        digest = desk.client.book.functions.requestDigest(
-            agreement_id, m.ConsumerAction.COOLING_OFF, deadline
-        ).call()
+        digest = desk.client.book.functions.requestDigest(request.as_abi()).call()
         assert (
             desk.client.lookup_evidence(bytes(digest)).kind == m.EvidenceKind.COOLING_OFF_CANCELLED
         )
@@ -1210,29 +1209,25 @@ class TestCoolingOff:
         self, desk, merchant, consumer, backend, reverts
     ):
         agreement_id, _ = funded_plan(desk, merchant, consumer)
-        deadline, signature = desk.consumer_request(
+        request, signature = desk.consumer_request(
             agreement_id, consumer.key, m.ConsumerAction.COOLING_OFF
         )
         backend.advance_time(2 * 3600)
         before = snapshot(desk, agreement_id)
         with reverts("AgreementBookRequestExpired") as caught:
-            desk.client.cancel_in_cooling_off(desk.operator_key, agreement_id, deadline, signature)
-        assert caught.value.args_[0] == deadline
-        assert caught.value.args_[1] > deadline
+            desk.client.cancel_in_cooling_off(desk.operator_key, request, signature)
+        assert caught.value.args_[0] == request.deadline
+        assert caught.value.args_[1] > request.deadline
         assert snapshot(desk, agreement_id) == before
 
     def test_cooling_off_request_signed_by_someone_else_is_rejected(
         self, desk, merchant, consumer, other_consumer, reverts
     ):
         agreement_id, _ = funded_plan(desk, merchant, consumer)
-        deadline, signature = desk.consumer_request(
+        request, signature = desk.consumer_request(
             agreement_id, other_consumer.key, m.ConsumerAction.COOLING_OFF
         )
-        digest = bytes(
-            desk.client.book.functions.requestDigest(
-                agreement_id, m.ConsumerAction.COOLING_OFF, deadline
-            ).call()
-        )
+        digest = bytes(desk.client.book.functions.requestDigest(request.as_abi()).call())
         before = snapshot(desk, agreement_id)
         with reverts(
             "AgreementBookInvalidSignature",
@@ -1240,19 +1235,19 @@ class TestCoolingOff:
             consumer.address.lower(),
             other_consumer.address.lower(),
         ):
-            desk.client.cancel_in_cooling_off(desk.operator_key, agreement_id, deadline, signature)
+            desk.client.cancel_in_cooling_off(desk.operator_key, request, signature)
         assert snapshot(desk, agreement_id) == before
 
     def test_cooling_off_submitted_by_a_stranger_is_rejected(
         self, desk, merchant, consumer, reverts
     ):
         agreement_id, _ = funded_plan(desk, merchant, consumer)
-        deadline, signature = desk.consumer_request(
+        request, signature = desk.consumer_request(
             agreement_id, consumer.key, m.ConsumerAction.COOLING_OFF
         )
         before = snapshot(desk, agreement_id)
         with reverts("AgreementBookUnauthorized", addr(desk.insurer_key)):
-            desk.client.cancel_in_cooling_off(desk.insurer_key, agreement_id, deadline, signature)
+            desk.client.cancel_in_cooling_off(desk.insurer_key, request, signature)
         assert snapshot(desk, agreement_id) == before
 
     def test_cooling_off_of_an_unfunded_plan_is_rejected(self, desk, merchant, consumer, reverts):
@@ -1326,6 +1321,9 @@ class TestTermination:
             paid_to_consumer=0,
             instructed_to_merchant=0,
             instructed_to_consumer=0,
+            credits_refused=0,
+            set_off_given=0,
+            set_off_covered=0,
         )
         assert desk.client.get_agreement(agreement_id).state == m.AgreementState.TERMINATED
         assert ledger.is_conserved()  # 0 + 0 + 171,100 + 28,900 = 200,000
@@ -1365,6 +1363,9 @@ class TestTermination:
             paid_to_consumer=0,
             instructed_to_merchant=100_000,
             instructed_to_consumer=0,
+            credits_refused=0,
+            set_off_given=0,
+            set_off_covered=0,
         )
         assert ledger.is_conserved()
         # The merchant was paid exactly its reduced entitlement: 100,000 + 0 − 100,000 = 0 left.
@@ -1404,6 +1405,9 @@ class TestTermination:
             paid_to_consumer=0,
             instructed_to_merchant=148_680,
             instructed_to_consumer=0,
+            credits_refused=0,
+            set_off_given=0,
+            set_off_covered=0,
         )
         assert ledger.is_conserved()
 
@@ -1567,12 +1571,12 @@ class TestTermination:
         self, desk, merchant, consumer, other_consumer, reverts
     ):
         agreement_id, _ = funded_plan(desk, merchant, consumer)
-        deadline, signature = desk.consumer_request(
+        request, signature = desk.consumer_request(
             agreement_id, other_consumer.key, m.ConsumerAction.TERMINATE
         )
         before = snapshot(desk, agreement_id)
         with reverts("AgreementBookInvalidSignature") as caught:
-            desk.client.terminate(desk.operator_key, agreement_id, deadline, signature)
+            desk.client.terminate(desk.operator_key, request, signature)
         assert caught.value.args_[1:] == (consumer.address.lower(), other_consumer.address.lower())
         assert snapshot(desk, agreement_id) == before
 
@@ -1580,26 +1584,30 @@ class TestTermination:
         self, desk, merchant, consumer, reverts
     ):
         agreement_id, _ = funded_plan(desk, merchant, consumer)
-        deadline, signature = desk.consumer_request(
+        request, signature = desk.consumer_request(
             agreement_id, consumer.key, m.ConsumerAction.COOLING_OFF
         )
         before = snapshot(desk, agreement_id)
-        with reverts("AgreementBookInvalidSignature"):
-            desk.client.terminate(desk.operator_key, agreement_id, deadline, signature)
+        with reverts(
+            "AgreementBookWrongRequestAction",
+            m.ConsumerAction.TERMINATE,
+            m.ConsumerAction.COOLING_OFF,
+        ):
+            desk.client.terminate(desk.operator_key, request, signature)
         assert snapshot(desk, agreement_id) == before
 
     def test_termination_request_past_its_deadline_is_rejected(
         self, desk, merchant, consumer, backend, reverts
     ):
         agreement_id, _ = funded_plan(desk, merchant, consumer)
-        deadline, signature = desk.consumer_request(
+        request, signature = desk.consumer_request(
             agreement_id, consumer.key, m.ConsumerAction.TERMINATE
         )
         backend.advance_time(2 * 3600)
         before = snapshot(desk, agreement_id)
         with reverts("AgreementBookRequestExpired") as caught:
-            desk.client.terminate(desk.operator_key, agreement_id, deadline, signature)
-        assert caught.value.args_[0] == deadline
+            desk.client.terminate(desk.operator_key, request, signature)
+        assert caught.value.args_[0] == request.deadline
         assert snapshot(desk, agreement_id) == before
 
     def test_termination_of_unfunded_plan_is_rejected(self, desk, merchant, consumer, reverts):
@@ -1613,12 +1621,12 @@ class TestTermination:
         self, desk, merchant, consumer, reverts
     ):
         agreement_id, _ = funded_plan(desk, merchant, consumer)
-        deadline, signature = desk.consumer_request(
+        request, signature = desk.consumer_request(
             agreement_id, consumer.key, m.ConsumerAction.TERMINATE
         )
         before = snapshot(desk, agreement_id)
         with reverts("AgreementBookUnauthorized", addr(desk.insurer_key)):
-            desk.client.terminate(desk.insurer_key, agreement_id, deadline, signature)
+            desk.client.terminate(desk.insurer_key, request, signature)
         assert snapshot(desk, agreement_id) == before
 
     def test_termination_twice_is_rejected(self, desk, merchant, consumer, reverts):
@@ -2210,10 +2218,10 @@ def test_client_digests_match_the_contracts(desk, merchant, consumer):
     assert bytes(desk.client.book.functions.recordDigest(record.as_abi()).call()) == record.digest(
         domain
     )
-    request = m.ConsumerRequest(sha256("a"), m.ConsumerAction.TERMINATE, 99)
-    assert bytes(
-        desk.client.book.functions.requestDigest(sha256("a"), 1, 99).call()
-    ) == request.digest(domain)
+    request = m.ConsumerRequest(sha256("a"), m.ConsumerAction.TERMINATE, 90_000, 7, 99)
+    assert bytes(desk.client.book.functions.requestDigest(request.as_abi()).call()) == (
+        request.digest(domain)
+    )
 
 
 # ================================================================ errors naming a term

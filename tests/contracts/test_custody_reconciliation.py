@@ -1,13 +1,14 @@
-"""Custody reconciliation: the bank's daily statement against the custody the book holds.
+"""Custody reconciliation: the bank's daily statement against the custody the desk holds.
 
-``AgreementBook.custodyHeld(merchant)`` is every deposit the bank confirmed minus every payout it
-confirmed, to the merchant or to consumers: what the merchant's custody account at the bank
-should hold. ``reconcileCustody`` compares it with the closing balance of the bank's end-of-day
+``CustodyDesk.custodyHeld(merchant)`` is every deposit the bank confirmed minus every payout it
+confirmed (each one of a registered payment instruction), to the merchant or to consumers: what
+the merchant's custody account at the bank should hold; an instruction not yet paid is still in
+it. ``reconcileCustody`` compares it with the closing balance of the bank's end-of-day
 statement. A match is recorded; a mismatch is recorded as an anomaly and raises the merchant's
 risk tier to at least High (``MerchantRegistry.flagCustodyAnomaly``), never lowers it.
 
 Each refusal asserts the custom error and that nothing changed: no block was mined, and the
-book's custody, the merchant's record and tier, its anomaly record and the bank feed's sequence
+desk's custody, the merchant's record and tier, its anomaly record and the bank feed's sequence
 for the merchant read the same afterwards.
 
 Amounts are fen (1 RMB = 100 fen); business days count days since 1970-01-01.
@@ -160,6 +161,10 @@ class TestCustodyHeld:
         desk.terminate(agreement_id, consumer.key)
         assert desk.client.get_ledger(agreement_id).refunded == 80_000
         assert desk.client.custody_held(merchant.address) == PLAN_PAID
+        # Instructing a payment does not move money either; only the bank's payout does.
+        desk.instruct_payment(agreement_id, m.Payee.CONSUMER, 80_000)
+        assert desk.client.get_ledger(agreement_id).instructed_to_consumer == 80_000
+        assert desk.client.custody_held(merchant.address) == PLAN_PAID
 
     def test_confirmed_payouts_to_merchant_and_consumer_leave_custody(
         self, desk, merchant, consumer
@@ -187,6 +192,8 @@ class TestCustodyHeld:
     ):
         first = funded_plan(desk, merchant, consumer)
         second = funded_plan(desk, merchant, other_consumer, units=4, unit_price=25_000)
+        # The first lesson ends the cooling-off right and releases the upfront 70,000.
+        desk.consume(desk.sign_record(first, 1, merchant.key, consumer.key))
         desk.confirm_payout(first, m.Payee.MERCHANT, 70_000)
         desk.cool_off(second, other_consumer.key)
         desk.confirm_payout(second, m.Payee.CONSUMER, 100_000)
@@ -301,16 +308,19 @@ class TestReconcileCustody:
         assert desk.client.get_merchant(merchant.address).tier == tier
 
     def test_anomalies_are_counted_and_a_later_match_keeps_the_raised_tier(
-        self, desk, merchant, consumer
+        self, desk, merchant, consumer, backend
     ):
         funded_plan(desk, merchant, consumer)
         day = today(desk)
         desk.reconcile_custody(merchant.address, day, PLAN_PAID - 100)
+        # Each statement is reported on its own day (a statement cannot be dated after its report).
+        backend.advance_time(SECONDS_PER_DAY)
         second = desk.reconcile_custody(
             merchant.address, day + 1, PLAN_PAID + 100, statement_hash=sha256("day 2")
         )
         assert second.event("CustodyAnomalyFlagged").args["count"] == 2
         assert second.named("RiskTierChanged") == []
+        backend.advance_time(SECONDS_PER_DAY)
         matched = desk.reconcile_custody(merchant.address, day + 2, PLAN_PAID)
         assert matched.named("CustodyAnomaly") == []
         anomalies = desk.client.custody_anomalies(merchant.address)
@@ -318,13 +328,15 @@ class TestReconcileCustody:
         assert desk.client.get_merchant(merchant.address).tier == m.RiskTier.HIGH
         assert desk.client.last_reconciled_day(merchant.address) == day + 2
 
-    def test_payouts_between_statements_are_followed(self, desk, merchant, consumer):
+    def test_payouts_between_statements_are_followed(self, desk, merchant, consumer, backend):
         agreement_id = funded_plan(desk, merchant, consumer)
         day = today(desk)
         assert (
             desk.reconcile_custody(merchant.address, day, PLAN_PAID).named("CustodyAnomaly") == []
         )
+        desk.consume(desk.sign_record(agreement_id, 1, merchant.key, consumer.key))
         desk.confirm_payout(agreement_id, m.Payee.MERCHANT, 70_000)
+        backend.advance_time(SECONDS_PER_DAY)
         result = desk.reconcile_custody(merchant.address, day + 1, 30_000)
         assert result.named("CustodyAnomaly") == []
         assert result.event("CustodyReconciled").args["custodyHeld"] == 30_000
@@ -351,7 +363,7 @@ class TestReconcileCustody:
         for key in (desk.operator_key, merchant.key, desk.regulator_key, bank_key):
             with (
                 unchanged(desk, backend, merchant.address),
-                reverts("AgreementBookUnauthorized", addr(key)),
+                reverts("CustodyDeskUnauthorized", addr(key)),
             ):
                 submit(desk, payload, report, signatures, sender_key=key)
         # The same report still counts when the bank feed submits it.
@@ -376,7 +388,7 @@ class TestReconcileCustody:
         )
         with (
             unchanged(desk, backend, merchant.address),
-            reverts("AgreementBookReportMismatch", payload.abi_hash(), payload.abi_hash()),
+            reverts("CustodyDeskReportMismatch", payload.abi_hash(), payload.abi_hash()),
         ):
             submit(desk, payload, report, signatures)
 
@@ -401,7 +413,7 @@ class TestReconcileCustody:
         report, signatures = signed(desk, other)
         with (
             unchanged(desk, backend, merchant.address),
-            reverts("AgreementBookReportMismatch", payload.abi_hash(), other.abi_hash()),
+            reverts("CustodyDeskReportMismatch", payload.abi_hash(), other.abi_hash()),
         ):
             submit(desk, payload, report, signatures)
 
@@ -413,7 +425,7 @@ class TestReconcileCustody:
         with (
             unchanged(desk, backend, merchant.address),
             unchanged(desk, backend, fitness_merchant),
-            reverts("AgreementBookReportMismatch", payload.abi_hash(), payload.abi_hash()),
+            reverts("CustodyDeskReportMismatch", payload.abi_hash(), payload.abi_hash()),
         ):
             submit(desk, payload, report, signatures)
 
@@ -435,7 +447,7 @@ class TestReconcileCustody:
         submit(desk, payload, report, signatures)
         with (
             unchanged(desk, backend, merchant.address),
-            reverts("AgreementBookCustodyAlreadyReconciled", merchant.address.lower(), day, day),
+            reverts("CustodyDeskAlreadyReconciled", merchant.address.lower(), day, day),
         ):
             submit(desk, payload, report, signatures)
         assert desk.client.custody_anomalies(merchant.address).count == 1
@@ -444,6 +456,7 @@ class TestReconcileCustody:
         day = today(desk)
         first = desk.reconcile_custody(merchant.address, day, 0)
         sequence = first.event("ReportAccepted").args["sequence"]
+        backend.advance_time(SECONDS_PER_DAY)
         payload = reconciliation(merchant.address, day + 1, 0)
         report, signatures = signed(desk, payload, sequence=sequence)
         subject = m.address_subject(merchant.address)
@@ -459,7 +472,7 @@ class TestReconcileCustody:
         report, signatures = signed(desk, payload)
         with (
             unchanged(desk, backend, stranger),
-            reverts("AgreementBookUnknownMerchant", stranger.lower()),
+            reverts("CustodyDeskUnknownMerchant", stranger.lower()),
         ):
             submit(desk, payload, report, signatures)
 
@@ -470,7 +483,7 @@ class TestReconcileCustody:
         # Even a corrected statement for the same day (new file, new report) is refused.
         with (
             unchanged(desk, backend, merchant.address),
-            reverts("AgreementBookCustodyAlreadyReconciled", merchant.address.lower(), day, day),
+            reverts("CustodyDeskAlreadyReconciled", merchant.address.lower(), day, day),
         ):
             desk.reconcile_custody(merchant.address, day, 1)
 
@@ -481,9 +494,7 @@ class TestReconcileCustody:
         desk.reconcile_custody(merchant.address, day, 0)
         with (
             unchanged(desk, backend, merchant.address),
-            reverts(
-                "AgreementBookCustodyAlreadyReconciled", merchant.address.lower(), day, day - 1
-            ),
+            reverts("CustodyDeskAlreadyReconciled", merchant.address.lower(), day, day - 1),
         ):
             desk.reconcile_custody(merchant.address, day - 1, 0)
 
@@ -496,7 +507,7 @@ class TestReconcileCustody:
         report, signatures = signed(desk, payload)
         with (
             unchanged(desk, backend, merchant.address),
-            reverts("AgreementBookMissingStatementHash", merchant.address.lower()),
+            reverts("CustodyDeskMissingStatementHash", merchant.address.lower()),
         ):
             submit(desk, payload, report, signatures)
 

@@ -47,6 +47,8 @@ from chain.errors import ContractRevert
 from chain.scenario import SECONDS_PER_DAY, PlanDesk, sha256
 
 DAY = SECONDS_PER_DAY
+# The book's events the bank oracle turns into payment instructions (as oracle/bank.py does).
+ENTITLEMENTS = ("FundsReleased", "RefundGranted", "CreditRefused", "SetOffApplied")
 MAX_PLANS = 8
 State = m.AgreementState
 
@@ -68,6 +70,8 @@ class Plan:
     units: int
     unit_price: int
     next_sequence: int = 1
+    # Everything the consumer paid into custody for the plan, refused credits included.
+    paid_in: int = 0
 
 
 @dataclass
@@ -149,9 +153,7 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
 
     def _seen(self, result: TxResult) -> TxResult:
         """The oracle reads the transaction's entitlement events (it scans every block)."""
-        self.unread.extend(
-            event for event in result.events if event.name in ("FundsReleased", "RefundGranted")
-        )
+        self.unread.extend(event for event in result.events if event.name in ENTITLEMENTS)
         return result
 
     def _try(self, action: Any, *allowed: str) -> TxResult | None:
@@ -180,8 +182,10 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
         agreement_id = bytes(event.args["agreementId"])
         if event.name == "FundsReleased":
             payee, amount = m.Payee.MERCHANT, int(event.args["amount"])
-        else:
+        elif event.name == "RefundGranted":
             payee, amount = m.Payee.CONSUMER, int(event.args["fromCustody"])
+        else:  # a refused credit or a set-off goes to the consumer in full
+            payee, amount = m.Payee.CONSUMER, int(event.args["amount"])
         if amount == 0:
             return
         try:
@@ -246,7 +250,7 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
         paid = signed.terms.total_paid
         self._seen(self.desk.fund(agreement_id, paid))
         self.bank.balance[merchant.address] += paid
-        self.plans.append(Plan(agreement_id, merchant, consumer, paid, units, price))
+        self.plans.append(Plan(agreement_id, merchant, consumer, paid, units, price, paid_in=paid))
 
     @rule(data=st.data())
     def consume(self, data: st.DataObject) -> None:
@@ -283,6 +287,8 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
     @rule(data=st.data(), days=st.sampled_from([1, 3, 8, 31]))
     def time_passes(self, data: st.DataObject, days: int) -> None:
         self.backend.advance_time(days * DAY)
+        # The licence oracle re-attests before a check expires.
+        self.desk.renew_licence_checks(merchant.address for merchant in self.merchants)
         now = self.client.latest_timestamp()
         for plan in self.plans:
             agreement = self.client.get_agreement(plan.agreement_id)
@@ -300,7 +306,19 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
             self.defaulted.add(merchant.address)
         ids = [p.agreement_id for p in self.plans if p.merchant.address == merchant.address]
         if ids:
-            self._seen(self.client.settle_default(self.desk.operator_key, ids))
+            # Settled, then the merchant's set-off pays its consumers' shortfalls.
+            for result in self.desk.settle_default(merchant.address, ids):
+                self._seen(result)
+
+    @precondition(lambda self: self.plans)
+    @rule(data=st.data())
+    def consumer_pays_twice(self, data: st.DataObject) -> None:
+        """A payment the plan cannot accept (paid again): recorded, and owed back in full."""
+        plan = data.draw(st.sampled_from(self.plans), label="paid twice")
+        result = self._seen(self.desk.fund(plan.agreement_id, plan.paid))
+        assert result.event("CreditRefused").args["amount"] == plan.paid
+        self.bank.balance[plan.merchant.address] += plan.paid
+        plan.paid_in += plan.paid
 
     # ------------------------------------------------------------ rules: oracle and bank
 
@@ -402,8 +420,12 @@ class CustodyWithBankMachine(RuleBasedStateMachine):
             paid_out = self.bank.paid_out.get(plan.agreement_id, 0)
             to_consumer = self.bank.paid_to.get((plan.agreement_id, m.Payee.CONSUMER), 0)
             to_merchant = self.bank.paid_to.get((plan.agreement_id, m.Payee.MERCHANT), 0)
-            assert paid_out <= plan.paid, f"plan paid out {paid_out} of {plan.paid}"
-            assert to_consumer <= min(plan.paid, ledger.refunded), "consumer paid beyond refund"
+            assert paid_out <= plan.paid_in + ledger.set_off_covered, (
+                f"plan paid out {paid_out} of {plan.paid_in} paid in"
+            )
+            owed = ledger.refunded + ledger.credits_refused + ledger.set_off_covered
+            assert to_consumer <= owed, "consumer paid beyond what is owed"
+            assert to_consumer <= plan.paid_in, "consumer paid more than they paid in"
             assert to_merchant <= ledger.upfront + ledger.released, "merchant paid beyond due"
             if self.client.get_agreement(plan.agreement_id).state == State.COOLED_OFF:
                 assert ledger.refunded == plan.paid and ledger.merchant_owed == 0, (

@@ -1,34 +1,58 @@
 """Stateful (invariant) test of the AgreementBook: random life-cycles across many agreements.
 
 A Hypothesis ``RuleBasedStateMachine`` plays the parties against the deployed system on
-eth-tester: merchants sell plans under their templates, the bank feed reports payments and
-payouts, merchant and consumer sign consumptions (alone, in batches, across plans), consumers
-cool off and terminate, time runs and plans expire, the regulator raises risk tiers and declares
-merchants in default, the insurer writes policies and defaults are settled. Alongside, a Python
-model of the rules predicts each agreement's state and money, including where a refund comes
-from (the frozen share, then the merchant's entitlement the bank has not paid out, then
-insurance on default, else the merchant's debt).
+eth-tester: merchants sell plans under their templates, the bank feed reports payments (booked
+now or up to two days before the report: the funding time is the booking time), payouts and
+their rejections or returns, merchant and consumer sign consumptions (alone, in batches, across
+plans), consumers cool off and terminate by signed requests (binding the least refund, with a
+nonce they can revoke), time runs and plans expire, the regulator raises risk tiers and declares
+merchants in default, the insurer writes policies and defaults are settled in two steps. Alongside,
+a Python model of the rules predicts each agreement's state and money, including where a refund
+comes from (the frozen share, then the merchant's entitlement no payment instruction has claimed;
+on default the shortfall is paid from the merchant's set-off pool, then by insurance, else it is
+the merchant's debt). The upfront share is held until the first consumption, the end of the
+cooling-off period (an instruction to the merchant then releases it) or a settlement; every payout
+is first registered as an instruction at the custody desk, and some instructions stay unpaid for a
+while (their amount is no longer the merchant's to lose) or are rejected or returned (due again).
+
+A payment the plan cannot accept (funded or closed already, expired, wrong amount, merchant no
+longer selling) is recorded all the same: CreditRefused with the reason, in custody, owed back to
+the consumer (creditsRefused), the plan left as it was. A default is settled in two steps:
+settleDefault closes or settles each plan (its shortfall owed for now) and moves the merchant's
+uninstructed entitlement from every plan, in any state, into its set-off pool; once every plan of
+the merchant is settled, distributeSetOff pays each listed plan's shortfall from the pool (in list
+order), then opens an insurance claim for the rest. A defaulted merchant's instruction rejected or
+returned after its plan was settled goes to the pool too.
 
 Some rules try a forbidden action and check that the contract refuses it with the expected
 custom error and arguments and that nothing changed (no block mined; the model, which the rule
 leaves alone, still matches the chain): a plan outside its template or its own rules, funding
-twice, late, with a wrong amount or a reused bank reference, a replayed, malformed or misdirected
-consumption record (alone or spoiling a batch), a record on an unfunded or closed plan, ending a
-closed plan or one of a merchant in default, expiring early, a bad consumer request, cooling off a
-used plan or too late, settling a healthy merchant, paying beyond an entitlement.
+a credit quoting a used bank reference (of a credit, payout or return) or booked after its
+report, a replayed, malformed or misdirected consumption record (alone or spoiling a batch), a
+record on an unfunded or closed plan, ending a closed plan or one of a merchant in default,
+expiring early, a bad consumer request (for another action, expired, valid more than seven days,
+revoked, wrongly signed, asking more refund than the plan now gives), cooling off a used plan or
+too late, settling a healthy merchant, distributing a set-off early or for a plan not awaiting it,
+instructing when nothing is due (or paying a merchant in default), paying more than an instruction
+claimed, reusing a bank reference for a payout.
 
 After every step, for every agreement the machine created, the invariants read the chain:
 
 - money is conserved: deposited = frozen + released + refunded + upfront;
 - while Active, released is the derived counter (deposited - upfront) x valueConsumed
   / (totalPaid + bonus), rounded down, exactly (so never more);
-- paid to the merchant <= upfront + released, paid to the consumer <= refunded,
-  refund due <= total paid, nothing frozen in a terminal state; a settled refund is accounted for
-  (refund due = refunded + insured shortfall + merchant owed), and a shortfall exists only once
-  the merchant's whole entitlement was paid out;
+- paid <= instructed, instructed to the merchant + set-off given <= upfront + released, paid and
+  instructed to the consumer <= refunded + credits refused + set-off covered, refund due <= total
+  paid, nothing frozen in a terminal state; a settled refund is accounted for (refund due =
+  refunded + set-off covered + insured shortfall + merchant owed), and a shortfall exists only
+  once the merchant's whole entitlement was instructed or set aside (unless an instruction came
+  back after the settlement); once settled on default nothing is left to the merchant;
 - terminal states stay terminal;
 - Completed means every unit was used and the whole frozen share released;
 - the model matches the chain, field for field (agreement and ledger);
+- custody: a merchant's account holds Σ (deposited + credits refused) − Σ paid over its plans;
+- set-off: a merchant's pool is Σ set-off given − Σ set-off covered over its plans, and it counts
+  its plans settled and distributed as the model does;
 - insurance: a claim covers at most its loss, as the model expects, and a policy's reservations
   equal its claims' cover and never exceed its limit.
 
@@ -48,7 +72,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -90,7 +114,19 @@ OPEN_FAULTS = (
     "overflow",
     "exists",
 )
-FUND_FAULTS = ("fund amount", "fund reference", "fund again")
+FUND_FAULTS = ("fund amount", "fund reference", "fund again", "paid after report")
+REQUEST_FAULTS = (
+    "deadline",
+    "deadline too far",
+    "signer",
+    "other action",
+    "wrong action",
+    "used",
+    "refund below agreed",
+    "revoked nonce",
+)
+# Where a plan of a defaulted merchant stands in the two steps of its default.
+NOT_SETTLED, SETTLED, DISTRIBUTED = 0, 1, 2
 RECORD_FAULTS = (
     "replay",
     "closed plan",
@@ -119,10 +155,15 @@ class MerchantModel:
     tier: m.RiskTier = m.RiskTier.LOW
     policy_ids: list[int] = field(default_factory=list)
     plan_count: int = 0
+    # The set-off after a default: entitlement set aside, plans settled and distributed.
+    pool: int = 0
+    settled: int = 0
+    distributed: int = 0
 
     @property
     def can_sell(self) -> bool:
-        # The licence stays valid: it is 400 days old at onboarding and time only runs forward.
+        # The licence stays valid: it is 400 days old at onboarding, time only runs forward,
+        # and the feed checks it again before a check expires (PlanDesk.renew_licence_checks).
         return self.status == m.MerchantStatus.APPROVED and self.tier != m.RiskTier.BLOCKED
 
     @property
@@ -160,6 +201,21 @@ class LedgerModel:
     insured_shortfall: int = 0
     paid_to_merchant: int = 0
     paid_to_consumer: int = 0
+    instructed_to_merchant: int = 0
+    instructed_to_consumer: int = 0
+    credits_refused: int = 0
+    set_off_given: int = 0
+    set_off_covered: int = 0
+
+
+@dataclass
+class PendingInstruction:
+    """A payment instruction registered and not yet reported paid."""
+
+    plan: PlanModel
+    instruction_id: bytes
+    payee: m.Payee
+    amount: int
 
 
 @dataclass
@@ -173,6 +229,7 @@ class PlanModel:
     template: v.Template
     state: State = State.SIGNED
     custody_bps: int = 0
+    upfront_released: bool = False
     funded_at: int = 0
     units_consumed: int = 0
     next_sequence: int = 1
@@ -180,6 +237,11 @@ class PlanModel:
     ledger: LedgerModel = field(default_factory=LedgerModel)
     accepted_records: list[SignedRecord] = field(default_factory=list)
     claim: ClaimModel | None = None
+    opened_at: int = 0
+    default_stage: int = NOT_SETTLED
+    # A merchant instruction was rejected or returned after a settlement left a shortfall (and
+    # before any default sweep): the merchant is due that money again.
+    reopened: bool = False
 
     @property
     def terms(self) -> m.AgreementTerms:
@@ -196,6 +258,7 @@ class PlanModel:
             template_id=terms.template_id,
             state=self.state,
             custody_bps=self.custody_bps,
+            upfront_released=self.upfront_released,
             consumer=terms.consumer,
             expiry=terms.expiry,
             document_hash=terms.document_hash,
@@ -209,10 +272,40 @@ class PlanModel:
             value_consumed=self.value_consumed,
         )
 
-    def outstanding(self, payee: m.Payee) -> int:
-        if payee == m.Payee.MERCHANT:
-            return self.ledger.upfront + self.ledger.released - self.ledger.paid_to_merchant
-        return self.ledger.refunded - self.ledger.paid_to_consumer
+    @property
+    def cooling_off_ends_at(self) -> int:
+        return self.funded_at + self.template.cooling_off_days * DAY
+
+    def releases_upfront_at(self, now: int) -> bool | None:
+        """Whether an instruction to the merchant at ``now`` (the latest block) releases a held
+        upfront share first: the cooling-off period is over. None when too close to tell."""
+        if self.upfront_released or self.state != State.ACTIVE:
+            return False
+        if self.units_consumed or now > self.cooling_off_ends_at:
+            return True
+        if now + TIME_MARGIN <= self.cooling_off_ends_at:
+            return False
+        return None
+
+    def outstanding(self, payee: m.Payee, now: int) -> int | None:
+        """What an instruction to ``payee`` at ``now`` can claim: due and not instructed yet
+        (None when too close to the end of cooling-off to tell)."""
+        ledger = self.ledger
+        if payee == m.Payee.CONSUMER:
+            owed = ledger.refunded + ledger.credits_refused + ledger.set_off_covered
+            return owed - ledger.instructed_to_consumer
+        releases = self.releases_upfront_at(now)
+        if releases is None:
+            return None
+        upfront = ledger.upfront if self.upfront_released or releases else 0
+        return upfront + ledger.released - ledger.instructed_to_merchant - ledger.set_off_given
+
+    def uninstructed_to_merchant(self) -> int:
+        """The merchant's entitlement no instruction has claimed and no set-off has taken."""
+        ledger = self.ledger
+        return (
+            ledger.upfront + ledger.released - ledger.instructed_to_merchant - ledger.set_off_given
+        )
 
 
 def frozen_share(paid: int, custody_bps: int) -> int:
@@ -243,10 +336,13 @@ def refund_owed(template: v.Template, paid: int, bonus: int, consumed: int) -> i
 
 
 def refund_sources(ledger: LedgerModel, refund: int) -> tuple[int, int, int]:
-    """Where a refund comes from: the frozen share, the merchant's unpaid entitlement, nobody."""
+    """Where a refund comes from: the frozen share, the merchant's entitlement no instruction
+    has claimed, nobody."""
     from_frozen = min(refund, ledger.frozen)
-    unpaid = ledger.upfront + ledger.released - ledger.paid_to_merchant
-    reclaimed = min(refund - from_frozen, unpaid)
+    uninstructed = (
+        ledger.upfront + ledger.released - ledger.instructed_to_merchant - ledger.set_off_given
+    )
+    reclaimed = min(refund - from_frozen, uninstructed)
     return from_frozen, reclaimed, refund - from_frozen - reclaimed
 
 
@@ -302,7 +398,11 @@ class AgreementBookMachine(RuleBasedStateMachine):
         self.auditor_key = config.organisations["auditor"].key.private_key
         self.plans: list[PlanModel] = []
         self.policies: dict[int, PolicyModel] = {}
-        self.used_references: list[bytes] = []
+        # Bank references of credits (accepted or refused), payouts and returns: one register,
+        # the custody desk's.
+        self.bank_references: list[bytes] = []
+        self.pending: list[PendingInstruction] = []
+        self.paid: list[PendingInstruction] = []
         self.seen_terminal: dict[bytes, State] = {}
         self.counter = 0
 
@@ -346,8 +446,16 @@ class AgreementBookMachine(RuleBasedStateMachine):
         ]
 
     def _payable(self) -> list[tuple[PlanModel, m.Payee]]:
+        """What can be instructed now: nothing more to a merchant in default."""
+        now = self._latest()
         return [
-            (plan, payee) for plan in self.plans for payee in m.Payee if plan.outstanding(payee) > 0
+            (plan, payee)
+            for plan in self.plans
+            for payee in m.Payee
+            if (plan.outstanding(payee, now) or 0) > 0
+            and not (
+                payee == m.Payee.MERCHANT and plan.merchant.status == m.MerchantStatus.DEFAULTED
+            )
         ]
 
     def _sign_record(
@@ -437,41 +545,133 @@ class AgreementBookMachine(RuleBasedStateMachine):
             term_days=term_days,
             salt=self._fresh("salt"),
         )
-        agreement_id, _ = self.desk.open(signed)
+        agreement_id, result = self.desk.open(signed)
         assert agreement_id == signed.terms.digest(self.domain)
         merchant.plan_count += 1
         assert self.client.agreement_count(merchant.address) == merchant.plan_count
         plan = PlanModel(signed, agreement_id, merchant, consumer_key, template)
+        plan.opened_at = self._block_time(result)
         self.plans.append(plan)
         if fund:
             self._fund(data, plan)
 
     def _fund(self, data: st.DataObject, plan: PlanModel) -> None:
-        """The bank reports the payment, and often pays the merchant its upfront share at once."""
+        """The bank reports the payment, booked now (the latest block) or a little earlier (a
+        next-day report), never before the plan was signed; the funding time is the booking
+        time. The upfront share waits out the cooling-off period."""
         reference = self.desk.next_bank_reference()
         paid = plan.terms.total_paid
-        result = self.desk.fund(plan.agreement_id, paid, bank_reference=reference)
-        self.used_references.append(reference)
+        latest = self._latest()
+        earlier = data.draw(st.one_of(st.just(0), st.integers(1, 2 * DAY)), label="booked early")
+        paid_at = max(latest - earlier, plan.opened_at)
+        result = self.desk.fund(plan.agreement_id, paid, bank_reference=reference, paid_at=paid_at)
+        self.bank_references.append(reference)
+        assert not result.named("CreditRefused")
+        funded = result.event("AgreementFunded").args
+        assert (funded["agreementId"], funded["deposited"]) == (plan.agreement_id, paid)
         # The custody ratio is fixed now, from the merchant's tier now.
         custody_bps = max(plan.template.min_custody_bps, self.floors[plan.merchant.tier])
         frozen = frozen_share(paid, custody_bps)
         plan.state = State.ACTIVE
         plan.custody_bps = custody_bps
-        plan.funded_at = self._block_time(result)
+        # Funding time is the bank's booking time, not the block's.
+        plan.funded_at = paid_at
         plan.ledger.deposited = paid
         plan.ledger.frozen = frozen
         plan.ledger.upfront = paid - frozen
-        if plan.ledger.upfront and data.draw(st.booleans(), label="pay upfront now"):
-            self._pay(plan, m.Payee.MERCHANT, plan.ledger.upfront)
+        plan.upfront_released = plan.ledger.upfront == 0
+
+    def _instruct(self, plan: PlanModel, payee: m.Payee, amount: int) -> PendingInstruction:
+        """Registers an instruction for ``amount`` (at most what is outstanding)."""
+        releases = payee == m.Payee.MERCHANT and plan.releases_upfront_at(self._latest())
+        instruction_id, result = self.desk.instruct_payment(plan.agreement_id, payee, amount)
+        assert result.event("PaymentInstructed").args["amount"] == amount
+        if releases:
+            plan.upfront_released = True
+            assert [e.args["amount"] for e in result.named("FundsReleased")] == [
+                plan.ledger.upfront
+            ]
+        else:
+            assert not result.named("FundsReleased")
+        if payee == m.Payee.MERCHANT:
+            plan.ledger.instructed_to_merchant += amount
+        else:
+            plan.ledger.instructed_to_consumer += amount
+        pending = PendingInstruction(plan, instruction_id, payee, amount)
+        self.pending.append(pending)
+        return pending
+
+    def _confirm(self, pending: PendingInstruction) -> None:
+        reference = self.desk.next_bank_reference()
+        self.desk.confirm_payout(
+            pending.plan.agreement_id,
+            pending.payee,
+            pending.amount,
+            bank_reference=reference,
+            instruction_id=pending.instruction_id,
+        )
+        self.bank_references.append(reference)
+        self.pending.remove(pending)
+        self.paid.append(pending)
+        if pending.payee == m.Payee.MERCHANT:
+            pending.plan.ledger.paid_to_merchant += pending.amount
+        else:
+            pending.plan.ledger.paid_to_consumer += pending.amount
+
+    def _refuse_credit(self, plan: PlanModel, amount: int, reason: str) -> None:
+        """A payment the plan cannot accept is recorded all the same: in custody, owed back to
+        the payer; the plan is left as it was."""
+        reference = self.desk.next_bank_reference()
+        result = self.desk.fund(plan.agreement_id, amount, bank_reference=reference)
+        self.bank_references.append(reference)
+        refused = result.event("CreditRefused").args
+        got = (
+            refused["agreementId"],
+            refused["bankReference"],
+            refused["amount"],
+            refused["reason"],
+        )
+        assert got == (plan.agreement_id, reference, amount, m.label(reason)), got
+        assert not result.named("AgreementFunded")
+        plan.ledger.credits_refused += amount
+        event(f"credit refused: {reason}")
+
+    def _outcome(self, instruction: PendingInstruction, returned: bool) -> None:
+        """The bank rejects an instruction, or a paid one comes back: it is due again, and not
+        instructed; a defaulted merchant's money goes to its set-off pool instead."""
+        outcome = m.InstructionState.RETURNED if returned else m.InstructionState.REJECTED
+        reference = self.desk.next_bank_reference()
+        result = self.desk.report_instruction_outcome(
+            instruction.instruction_id, outcome, bank_reference=reference
+        )
+        plan, amount, ledger = instruction.plan, instruction.amount, instruction.plan.ledger
+        if returned:
+            self.bank_references.append(reference)
+            self.paid.remove(instruction)
+            assert result.event("PaymentReturned").args["amount"] == amount
+        else:
+            self.pending.remove(instruction)
+            assert result.named("PaymentRejected")
+        event(f"{'returned' if returned else 'rejected'} to {instruction.payee.name}")
+        swept = []
+        if instruction.payee == m.Payee.MERCHANT:
+            ledger.instructed_to_merchant -= amount
+            if returned:
+                ledger.paid_to_merchant -= amount
+            if plan.default_stage != NOT_SETTLED:
+                ledger.set_off_given += amount
+                plan.merchant.pool += amount
+                swept = [amount]
+            elif ledger.merchant_owed or ledger.insured_shortfall:
+                plan.reopened = True
+        else:
+            ledger.instructed_to_consumer -= amount
+            if returned:
+                ledger.paid_to_consumer -= amount
+        assert [e.args["amount"] for e in result.named("SetOffSwept")] == swept
 
     def _pay(self, plan: PlanModel, payee: m.Payee, amount: int) -> None:
-        reference = self.desk.next_bank_reference()
-        self.desk.confirm_payout(plan.agreement_id, payee, amount, bank_reference=reference)
-        self.used_references.append(reference)
-        if payee == m.Payee.MERCHANT:
-            plan.ledger.paid_to_merchant += amount
-        else:
-            plan.ledger.paid_to_consumer += amount
+        self._confirm(self._instruct(plan, payee, amount))
 
     def _apply_record(self, plan: PlanModel, signed: SignedRecord) -> None:
         record = signed.record
@@ -481,6 +681,8 @@ class AgreementBookMachine(RuleBasedStateMachine):
         earned = earned_release(plan)
         plan.ledger.frozen = plan.ledger.deposited - plan.ledger.upfront - earned
         plan.ledger.released = earned
+        # A used plan can no longer be cooled off: its upfront share is the merchant's now.
+        plan.upfront_released = True
         if plan.units_consumed == plan.terms.units:
             plan.state = State.COMPLETED
         plan.accepted_records.append(signed)
@@ -495,9 +697,11 @@ class AgreementBookMachine(RuleBasedStateMachine):
                 return ClaimModel(policy_id, loss, covered)
         return ClaimModel(0, loss, 0)
 
-    def _settle(self, plan: PlanModel, refund: int, state: State, now: int) -> None:
-        """The frozen share pays the refund first, then the merchant's entitlement the bank has
-        not paid out (released first, then upfront); the rest is claimed (default) or owed."""
+    def _settle(self, plan: PlanModel, refund: int, state: State) -> None:
+        """The frozen share pays the refund first, then the merchant's entitlement no instruction
+        has claimed (released first, then upfront); the rest is owed (on default provisionally:
+        the set-off and the insurer pay it down later). What is left of a held upfront share is
+        the merchant's."""
         ledger = plan.ledger
         from_frozen, reclaimed, shortfall = refund_sources(ledger, refund)
         ledger.released += ledger.frozen - from_frozen
@@ -507,13 +711,12 @@ class AgreementBookMachine(RuleBasedStateMachine):
         ledger.refunded += from_frozen + reclaimed
         ledger.frozen = 0
         ledger.refund_due = refund
-        if state != State.DEFAULTED:
-            ledger.merchant_owed = shortfall
-        elif shortfall > 0:
-            plan.claim = self._open_claim(plan, shortfall, now)
-            ledger.insured_shortfall = plan.claim.covered
-            ledger.merchant_owed = shortfall - plan.claim.covered
+        ledger.merchant_owed = shortfall
+        if shortfall:
+            # Nobody is short while custody still holds merchant money no instruction claimed.
+            assert plan.uninstructed_to_merchant() == 0, ledger
         plan.state = state
+        plan.upfront_released = True
 
     def _refund_now(self, plan: PlanModel) -> int:
         terms = plan.terms
@@ -524,16 +727,96 @@ class AgreementBookMachine(RuleBasedStateMachine):
         if plan.state == State.SIGNED:
             plan.state = State.EXPIRED
         else:
-            self._settle(plan, self._refund_now(plan), State.EXPIRED, self._block_time(result))
+            self._settle(plan, self._refund_now(plan), State.EXPIRED)
+        assert result.block_number
 
     def _settle_default(self, chosen: list[PlanModel]) -> None:
+        """First step of a default: each plan not settled before is closed (Signed) or settled
+        (Active: the shortfall stays owed for now), and whatever the merchant is still owed by
+        it, in any state, is set aside in the merchant's set-off pool."""
         result = self.client.settle_default(self.auditor_key, [p.agreement_id for p in chosen])
-        now = self._block_time(result)
-        for plan in chosen:  # in order: the first policy with cover left serves first
+        swept: list[tuple[bytes, int]] = []
+        for plan in chosen:
+            if plan.default_stage != NOT_SETTLED:
+                continue  # settled before (or earlier in this list): skipped
             if plan.state == State.SIGNED:
                 plan.state = State.DEFAULTED
             elif plan.state == State.ACTIVE:
-                self._settle(plan, self._refund_now(plan), State.DEFAULTED, now)
+                self._settle(plan, self._refund_now(plan), State.DEFAULTED)
+            entitlement = plan.uninstructed_to_merchant()
+            plan.default_stage = SETTLED
+            plan.reopened = False
+            plan.merchant.settled += 1
+            if entitlement:
+                plan.ledger.set_off_given += entitlement
+                plan.merchant.pool += entitlement
+                swept.append((plan.agreement_id, entitlement))
+        got = [(e.args["agreementId"], e.args["amount"]) for e in result.named("SetOffSwept")]
+        assert got == swept, f"swept {got}, model {swept}"
+        event(f"settled on default: {len(swept)} swept")
+        assert not result.named("ClaimOpened")
+
+    def _awaiting_set_off(self, merchant: MerchantModel) -> list[PlanModel]:
+        return [p for p in self.plans if p.merchant is merchant and p.default_stage == SETTLED]
+
+    def _set_off_ready(self, merchant: MerchantModel) -> bool:
+        return merchant.plan_count > 0 and merchant.settled == merchant.plan_count
+
+    def _distribute_error(
+        self, merchant: MerchantModel, chosen: list[PlanModel]
+    ) -> tuple[Any, ...] | None:
+        """The error the book must refuse this distribution with, in its order of checks."""
+        if merchant.settled != merchant.plan_count:
+            return (
+                "AgreementBookSetOffNotReady",
+                merchant.address,
+                merchant.settled,
+                merchant.plan_count,
+            )
+        seen: set[bytes] = set()
+        for plan in chosen:
+            if (
+                plan.merchant is not merchant
+                or plan.default_stage != SETTLED
+                or plan.agreement_id in seen
+            ):
+                return ("AgreementBookNotAwaitingSetOff", plan.agreement_id)
+            seen.add(plan.agreement_id)
+        return None
+
+    def _distribute(self, merchant: MerchantModel, chosen: list[PlanModel]) -> None:
+        """Second step: in list order, each plan's shortfall is paid from the pool first, then
+        claimed from the insurance in force now (the first policy with cover left)."""
+        assert self._distribute_error(merchant, chosen) is None
+        result = self.client.distribute_set_off(
+            self.auditor_key, merchant.address, [p.agreement_id for p in chosen]
+        )
+        now = self._block_time(result)
+        applied: list[tuple[bytes, int]] = []
+        claimed: list[tuple[bytes, int, int]] = []
+        for plan in chosen:
+            ledger = plan.ledger
+            plan.default_stage = DISTRIBUTED
+            merchant.distributed += 1
+            from_pool = min(ledger.merchant_owed, merchant.pool)
+            if from_pool:
+                merchant.pool -= from_pool
+                ledger.set_off_covered += from_pool
+                ledger.merchant_owed -= from_pool
+                applied.append((plan.agreement_id, from_pool))
+            if ledger.merchant_owed:
+                plan.claim = self._open_claim(plan, ledger.merchant_owed, now)
+                ledger.insured_shortfall = plan.claim.covered
+                claimed.append((plan.agreement_id, ledger.merchant_owed, plan.claim.covered))
+                ledger.merchant_owed -= plan.claim.covered
+        event(f"set-off distributed: {len(applied)} from pool, {len(claimed)} claimed")
+        got = [(e.args["agreementId"], e.args["amount"]) for e in result.named("SetOffApplied")]
+        assert got == applied, f"set-off applied {got}, model {applied}"
+        opened = [
+            (e.args["agreementId"], e.args["loss"], e.args["covered"])
+            for e in result.named("ClaimOpened")
+        ]
+        assert opened == claimed, f"claims {opened}, model {claimed}"
 
     def _write_policy(self, merchant: MerchantModel, coverage: int, days: int) -> None:
         policy_id = self.desk.write_policy(merchant.address, coverage, days)
@@ -565,21 +848,21 @@ class AgreementBookMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self._plans_in(State.SIGNED)))
     @rule(data=st.data())
     def fund_plan(self, data: st.DataObject) -> None:
-        """The bank reports a payment; refused once the plan expired or the merchant may no
-        longer sell."""
+        """The bank reports a payment; once the plan expired or the merchant may no longer sell,
+        the credit is recorded as owed back to the payer and the plan stays unfunded."""
         plan = data.draw(st.sampled_from(self._plans_in(State.SIGNED)))
-        expected = self._funding_error(plan, plan.terms.total_paid, None)
-        if expected is None:
+        refusal = self._credit_refusal(plan, plan.terms.total_paid)
+        if refusal is None:
             self._fund(data, plan)
-        elif expected:
-            self._refused(
-                lambda: self.desk.fund(plan.agreement_id, plan.terms.total_paid), *expected
-            )
+        elif refusal:
+            self._refuse_credit(plan, plan.terms.total_paid, refusal)
 
     @rule(data=st.data(), fault=st.sampled_from(OPEN_FAULTS + FUND_FAULTS))
     def open_or_fund_refused(self, data: st.DataObject, fault: str) -> None:
-        """A plan breaking a rule is refused with the error naming the rule; funding a funded or
-        closed plan, with a wrong amount or a reused bank reference, is refused."""
+        """A plan breaking a rule is refused with the error naming the rule; a credit quoting a
+        used bank reference (of any credit, payout or return) or booked after its report is
+        refused; a credit to a funded or closed plan, or of a wrong amount, is recorded as owed
+        back to the payer."""
         if fault in FUND_FAULTS and self.plans:
             self._fund_refused(data, fault)
         else:
@@ -675,38 +958,50 @@ class AgreementBookMachine(RuleBasedStateMachine):
         unfunded = self._plans_in(State.SIGNED)
         preferred = funded if fault == "fund again" else unfunded
         plan = data.draw(st.sampled_from(preferred or self.plans))
-        paid = plan.terms.total_paid
-        amount, reference = paid, None
-        if fault == "fund reference" and self.used_references:
-            reference = data.draw(st.sampled_from(self.used_references), label="reference")
-        elif fault != "fund again":
-            amount = data.draw(st.integers(0, 2 * paid).filter(lambda a: a != paid), label="paid")
-        expected = self._funding_error(plan, amount, reference)
-        if expected:
+        agreement_id, paid = plan.agreement_id, plan.terms.total_paid
+        if fault == "fund reference" and self.bank_references:
+            reference = data.draw(st.sampled_from(self.bank_references), label="reference")
             self._refused(
-                lambda: self.desk.fund(plan.agreement_id, amount, bank_reference=reference),
-                *expected,
+                lambda: self.desk.fund(agreement_id, paid, bank_reference=reference),
+                "AgreementBookDuplicateBankReference",
+                reference,
             )
+            return
+        if fault == "paid after report":
+            latest = self._latest()
+            paid_at = latest + data.draw(st.integers(1, DAY), label="booked after")
+            self._refused(
+                lambda: self.desk.fund(agreement_id, paid, paid_at=paid_at),
+                "AgreementBookPaidAfterReport",
+                agreement_id,
+                paid_at,
+                latest,
+            )
+            return
+        amount = paid
+        if fault != "fund again":
+            amount = data.draw(st.integers(0, 2 * paid).filter(lambda a: a != paid), label="paid")
+        refusal = self._credit_refusal(plan, amount)
+        if refusal is None:
+            self._fund(data, plan)  # "fund again" on an unfunded plan: nothing else to try
+        elif refusal:
+            self._refuse_credit(plan, amount, refusal)
 
-    def _funding_error(
-        self, plan: PlanModel, amount: int, reference: bytes | None
-    ) -> tuple[Any, ...] | None:
-        """The error the book must refuse this funding with, in the contract's order of checks;
-        None if it must be accepted, () if too close to the expiry to tell."""
-        agreement_id = plan.agreement_id
+    def _credit_refusal(self, plan: PlanModel, amount: int) -> str | None:
+        """Why the plan cannot accept this credit, in the contract's order of checks (the reason
+        CreditRefused carries); None if it funds the plan, "" if too close to the expiry to
+        tell."""
         if plan.state != State.SIGNED:
-            return ("AgreementBookInvalidState", agreement_id, plan.state)
+            return "state"
         latest = self._latest()
         if latest >= plan.terms.expiry:
-            return ("AgreementBookExpired", agreement_id, plan.terms.expiry)
+            return "expired"  # the funding block comes after the latest one
         if latest + TIME_MARGIN >= plan.terms.expiry:
-            return ()
+            return ""
         if amount != plan.terms.total_paid:
-            return ("AgreementBookFundingMismatch", agreement_id, plan.terms.total_paid, amount)
-        if reference is not None and reference in self.used_references:
-            return ("AgreementBookDuplicateBankReference", reference)
+            return "amount"
         if not plan.merchant.can_sell:
-            return ("AgreementBookMerchantCannotSell", plan.merchant.address)
+            return "merchant"
         return None
 
     # ------------------------------------------------------------ consumption
@@ -839,7 +1134,8 @@ class AgreementBookMachine(RuleBasedStateMachine):
         latest = self._latest()
         if latest + TIME_MARGIN <= ends_at:
             result = self.desk.cool_off(plan.agreement_id, plan.consumer_key)
-            self._settle(plan, plan.terms.total_paid, State.COOLED_OFF, self._block_time(result))
+            assert result.event("AgreementClosed").args["state"] == State.COOLED_OFF
+            self._settle(plan, plan.terms.total_paid, State.COOLED_OFF)
         elif latest > ends_at:
             self._refused(
                 lambda: self.desk.cool_off(plan.agreement_id, plan.consumer_key),
@@ -857,8 +1153,11 @@ class AgreementBookMachine(RuleBasedStateMachine):
         from_frozen, reclaimed, shortfall = refund_sources(plan.ledger, refund)
         preview = self.client.preview_refund(plan.agreement_id)
         assert preview == v.RefundPreview(refund, from_frozen + reclaimed, shortfall)
-        result = self.desk.terminate(plan.agreement_id, plan.consumer_key)
-        self._settle(plan, refund, State.TERMINATED, self._block_time(result))
+        # The request binds the refund shown, or less.
+        min_refund = data.draw(st.one_of(st.just(refund), st.integers(0, refund)), label="min")
+        result = self.desk.terminate(plan.agreement_id, plan.consumer_key, min_refund=min_refund)
+        assert result.event("RefundGranted").args["refund"] == refund
+        self._settle(plan, refund, State.TERMINATED)
 
     @rule(days=st.integers(0, 40), hours=st.integers(0, 23), expire=st.booleans())
     def advance_time(self, days: int, hours: int, expire: bool) -> None:
@@ -866,6 +1165,8 @@ class AgreementBookMachine(RuleBasedStateMachine):
         closed."""
         if days or hours:
             self.backend.advance_time(days * DAY + hours * HOUR)
+            # The licence feed checks again before a check expires; the finding is unchanged.
+            self.desk.renew_licence_checks(merchant.address for merchant in self.merchants)
         if expire:
             latest = self._latest()
             for plan in self._plans_in(*SIGNED_OR_ACTIVE):
@@ -879,12 +1180,14 @@ class AgreementBookMachine(RuleBasedStateMachine):
     @rule(
         data=st.data(),
         action=st.sampled_from(["terminate", "cool off", "expire"]),
-        fault=st.sampled_from(["deadline", "signer", "other action", "used"]),
+        fault=st.sampled_from(REQUEST_FAULTS),
     )
     def end_plan_refused(self, data: st.DataObject, action: str, fault: str) -> None:
         """Ending a plan that is not Active, or of a merchant in default (only settlement ends
-        those), expiring one before its expiry, ending one with a bad consumer request, or
-        cooling off a used plan is refused."""
+        those), expiring one before its expiry, ending one with a bad consumer request (for
+        another action, expired, valid too long, revoked, signed by someone else or for something
+        else, asking a refund above what the plan now gives), or cooling off a used plan is
+        refused."""
         plan = data.draw(st.sampled_from(self.plans))
         agreement_id = plan.agreement_id
         merchant = plan.merchant
@@ -909,36 +1212,84 @@ class AgreementBookMachine(RuleBasedStateMachine):
         submit = (
             self.client.terminate if action == "terminate" else self.client.cancel_in_cooling_off
         )
+        latest = self._latest()
+        self.counter += 1
+        request = m.ConsumerRequest(agreement_id, contract_action, 0, self.counter, latest + HOUR)
         signed_action, signer = contract_action, plan.consumer_key
-        deadline = self._latest() + HOUR
-        digest = m.ConsumerRequest(agreement_id, contract_action, deadline).digest(self.domain)
         if plan.state != State.ACTIVE:
             expected = ("AgreementBookInvalidState", agreement_id, plan.state)
         elif in_default:
             expected = stopped
+        elif fault == "wrong action":
+            # A request for another action (a revocation, say) cannot be executed as this one.
+            other = data.draw(
+                st.sampled_from([a for a in m.ConsumerAction if a != contract_action]),
+                label="request action",
+            )
+            request = dataclasses.replace(request, action=other)
+            signed_action = other
+            expected = ("AgreementBookWrongRequestAction", contract_action, other)
         elif fault == "deadline":
-            deadline = self._latest() - data.draw(st.integers(1, DAY), label="late by")
+            deadline = latest - data.draw(st.integers(1, DAY), label="late by")
+            request = dataclasses.replace(request, deadline=deadline)
             expected = ("AgreementBookRequestExpired", deadline, ...)
+        elif fault == "deadline too far":
+            deadline = latest + 7 * DAY + data.draw(st.integers(HOUR, 30 * DAY), label="too far")
+            request = dataclasses.replace(request, deadline=deadline)
+            expected = ("AgreementBookRequestDeadlineTooFar", deadline, ...)
+        elif fault == "revoked nonce":
+            # The consumer revoked the request (by its nonce) before anyone executed it.
+            revoke = dataclasses.replace(request, action=m.ConsumerAction.REVOKE)
+            result = self.client.revoke_request(
+                self.desk.operator_key, revoke, revoke.sign(plan.consumer_key, self.domain)
+            )
+            assert result.event("RequestRevoked").args["nonce"] == request.nonce
+            expected = ("AgreementBookRequestUsed", agreement_id, request.nonce)
         elif fault == "signer":
             others = [key for key in self.consumer_keys if key != plan.consumer_key]
             signer = data.draw(st.sampled_from(others), label="wrong consumer")
             expected = (
                 "AgreementBookInvalidSignature",
-                digest,
+                request.digest(self.domain),
                 plan.terms.consumer,
                 Account.from_key(signer).address,
             )
         elif fault == "used" and action == "cool off" and plan.units_consumed:
             expected = ("AgreementBookAlreadyConsumed", agreement_id, plan.units_consumed)
+        elif fault == "refund below agreed" and action == "terminate":
+            # The refund shrank below what the consumer was shown (or was never that much).
+            refund = self._refund_now(plan)
+            min_refund = refund + data.draw(st.integers(1, 10**6), label="above refund")
+            request = dataclasses.replace(request, min_refund=min_refund)
+            expected = ("AgreementBookRefundBelowAgreed", agreement_id, min_refund, refund)
+        elif fault == "refund below agreed":
+            ends_at = plan.cooling_off_ends_at
+            min_refund = plan.terms.total_paid + data.draw(st.integers(1, 10**6), label="above")
+            request = dataclasses.replace(request, min_refund=min_refund)
+            if plan.units_consumed:
+                expected = ("AgreementBookAlreadyConsumed", agreement_id, plan.units_consumed)
+            elif latest > ends_at:
+                expected = ("AgreementBookCoolingOffOver", agreement_id, ends_at)
+            elif latest + TIME_MARGIN <= ends_at:
+                expected = (
+                    "AgreementBookRefundBelowAgreed",
+                    agreement_id,
+                    min_refund,
+                    plan.terms.total_paid,
+                )
+            else:
+                return  # too close to the end of cooling-off to tell
         else:  # the consumer signed the other request: its signature does not cover this one
             signed_action = m.ConsumerAction(1 - contract_action)
-            expected = ("AgreementBookInvalidSignature", digest, plan.terms.consumer, ...)
-        signature = m.ConsumerRequest(agreement_id, signed_action, deadline).sign(
-            signer, self.domain
-        )
-        self._refused(
-            lambda: submit(self.desk.operator_key, agreement_id, deadline, signature), *expected
-        )
+            expected = (
+                "AgreementBookInvalidSignature",
+                request.digest(self.domain),
+                plan.terms.consumer,
+                ...,
+            )
+        signature = dataclasses.replace(request, action=signed_action).sign(signer, self.domain)
+        event(f"request refused: {expected[0]}")
+        self._refused(lambda: submit(self.desk.operator_key, request, signature), *expected)
 
     # ------------------------------------------------------------ risk, default, insurance
 
@@ -983,7 +1334,7 @@ class AgreementBookMachine(RuleBasedStateMachine):
         self, data: st.DataObject, insure: bool, coverage: int, settle_now: bool
     ) -> None:
         """The regulator declares a merchant in default, with or without a policy written
-        just before; maybe all its plans are settled at once."""
+        just before; maybe all its plans are settled and their set-off distributed at once."""
         merchant = data.draw(
             st.sampled_from(
                 [
@@ -1001,14 +1352,17 @@ class AgreementBookMachine(RuleBasedStateMachine):
         merchant.status = m.MerchantStatus.DEFAULTED
         self._check_merchant(merchant)
         if settle_now:
-            self._settle_default([plan for plan in self.plans if plan.merchant is merchant])
+            own = [plan for plan in self.plans if plan.merchant is merchant]
+            self._settle_default(own)
+            self._distribute(merchant, data.draw(st.permutations(own), label="distribution"))
 
     @precondition(
         lambda self: any(p.merchant.status == m.MerchantStatus.DEFAULTED for p in self.plans)
     )
     @rule(data=st.data())
     def settle_default(self, data: st.DataObject) -> None:
-        """Some plans of defaulted merchants are settled; closed ones are skipped (a retry)."""
+        """Some plans of defaulted merchants are settled; plans settled before are skipped (a
+        retry)."""
         candidates = [p for p in self.plans if p.merchant.status == m.MerchantStatus.DEFAULTED]
         self._settle_default(
             data.draw(
@@ -1016,20 +1370,91 @@ class AgreementBookMachine(RuleBasedStateMachine):
             )
         )
 
+    def _ready_for_set_off(self) -> list[MerchantModel]:
+        return [
+            mm
+            for mm in self.merchants
+            if self._set_off_ready(mm) and bool(self._awaiting_set_off(mm))
+        ]
+
+    @precondition(lambda self: bool(self._ready_for_set_off()))
+    @rule(data=st.data())
+    def distribute_set_off(self, data: st.DataObject) -> None:
+        """Once every plan of a defaulted merchant is settled, some of them (in any order) are
+        paid their shortfall from its set-off pool first, then by its insurer."""
+        merchant = data.draw(st.sampled_from(self._ready_for_set_off()), label="merchant")
+        awaiting = self._awaiting_set_off(merchant)
+        self._distribute(
+            merchant,
+            data.draw(
+                st.lists(st.sampled_from(awaiting), min_size=1, unique_by=id),
+                label="distribution",
+            ),
+        )
+
+    def _distribute_refused(self, data: st.DataObject) -> None:
+        """A distribution before every plan of the merchant is settled, or naming a plan that is
+        another merchant's, distributed already (or twice in the list), is refused whole."""
+        merchant = data.draw(
+            st.sampled_from([mm for mm in self.merchants if mm.plan_count]), label="merchant"
+        )
+        chosen = data.draw(st.lists(st.sampled_from(self.plans), max_size=3), label="plans")
+        if self._set_off_ready(merchant):
+            awaiting = self._awaiting_set_off(merchant)
+            chosen = (
+                data.draw(st.lists(st.sampled_from(awaiting), max_size=2, unique_by=id))
+                if awaiting
+                else []
+            )
+            bad = [
+                p
+                for p in self.plans
+                if p.merchant is not merchant or p.default_stage == DISTRIBUTED
+            ] + chosen
+            if not bad:
+                return
+            chosen.insert(
+                data.draw(st.integers(0, len(chosen)), label="position"),
+                data.draw(st.sampled_from(bad), label="bad plan"),
+            )
+        expected = self._distribute_error(merchant, chosen)
+        assert expected is not None
+        self._refused(
+            lambda: self.client.distribute_set_off(
+                self.auditor_key, merchant.address, [p.agreement_id for p in chosen]
+            ),
+            *expected,
+        )
+
+    @precondition(lambda self: bool(self.pending) or bool(self.paid))
+    @rule(data=st.data(), returned=st.booleans())
+    def instruction_outcome(self, data: st.DataObject, returned: bool) -> None:
+        """The bank rejects an unpaid instruction, or a paid one comes back into custody."""
+        if (returned and self.paid) or not self.pending:
+            self._outcome(data.draw(st.sampled_from(self.paid), label="returned"), True)
+        else:
+            self._outcome(data.draw(st.sampled_from(self.pending), label="rejected"), False)
+
     @precondition(lambda self: bool(self.plans))
     @rule(
         data=st.data(),
         payee=st.sampled_from(m.Payee),
-        fault=st.sampled_from(["settle healthy", "pay excess", "pay nothing", "pay reference"]),
+        fault=st.sampled_from(
+            ["settle healthy", "distribute", "pay excess", "pay nothing", "pay reference"]
+        ),
     )
     def settle_or_pay_refused(self, data: st.DataObject, payee: m.Payee, fault: str) -> None:
         """A settlement naming a plan of a merchant not in default is refused as a whole (even
-        after plans of defaulted merchants listed before it); a payout beyond the entitlement,
-        of nothing, or with a used bank reference is refused."""
+        after plans of defaulted merchants listed before it); so is a bad distribution of a
+        set-off; an instruction when nothing is due (or of nothing, or to a merchant in default)
+        is refused, and so is a payout of more than its instruction claimed or quoting a used
+        bank reference (of any credit, payout or return)."""
         if fault == "settle healthy" and any(
             p.merchant.status != m.MerchantStatus.DEFAULTED for p in self.plans
         ):
             self._settle_healthy_refused(data)
+        elif fault == "distribute":
+            self._distribute_refused(data)
         else:
             self._payout_refused(data, payee, fault)
 
@@ -1049,38 +1474,94 @@ class AgreementBookMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ payouts
 
-    @precondition(lambda self: bool(self._payable()))
+    @precondition(lambda self: bool(self._payable()) or bool(self.pending))
     @rule(data=st.data())
     def confirm_payout(self, data: st.DataObject) -> None:
-        """The bank pays part (or all) of what a merchant or consumer is owed and reports it."""
-        plan, payee = data.draw(st.sampled_from(self._payable()))
-        outstanding = plan.outstanding(payee)
-        self._pay(
-            plan, payee, data.draw(st.one_of(st.just(outstanding), st.integers(1, outstanding)))
-        )
+        """The bank feed instructs part (or all) of what a merchant or consumer is owed; the bank
+        pays it at once or later (an earlier instruction may be paid now)."""
+        payable = self._payable()
+        if self.pending and (not payable or data.draw(st.booleans(), label="pay pending")):
+            self._confirm(data.draw(st.sampled_from(self.pending), label="pending"))
+            return
+        plan, payee = data.draw(st.sampled_from(payable))
+        outstanding = plan.outstanding(payee, self._latest())
+        assert outstanding
+        amount = data.draw(st.one_of(st.just(outstanding), st.integers(1, outstanding)))
+        pending = self._instruct(plan, payee, amount)
+        if data.draw(st.integers(0, 3).map(bool), label="paid at once"):
+            self._confirm(pending)
 
     def _payout_refused(self, data: st.DataObject, payee: m.Payee, fault: str) -> None:
         plan = data.draw(st.sampled_from(self.plans))
-        outstanding = plan.outstanding(payee)
-        if fault == "pay reference" and self.used_references:
-            reference = data.draw(st.sampled_from(self.used_references), label="reference")
+        agreement_id = plan.agreement_id
+        outstanding = plan.outstanding(payee, self._latest())
+        if outstanding is None:
+            return  # too close to the end of cooling-off to tell
+        in_default = plan.merchant.status == m.MerchantStatus.DEFAULTED
+        if payee == m.Payee.MERCHANT and in_default:
+            # Nothing more is instructed to a merchant in default, not even what it kept.
+            self._refused(
+                lambda: self.desk.instruct_payment(agreement_id, payee, max(outstanding, 1)),
+                "AgreementBookMerchantStopped",
+                plan.merchant.address,
+                plan.merchant.status,
+            )
+            return
+        if fault == "pay nothing" or outstanding == 0:
+            amount = 0 if fault == "pay nothing" else data.draw(st.integers(1, 10**6))
+            self._refused(
+                lambda: self.desk.instruct_payment(agreement_id, payee, amount),
+                "AgreementBookNothingToInstruct",
+                agreement_id,
+                payee,
+            )
+            return
+        if fault == "pay reference" and self.bank_references:
+            # A bank reference counts once, whatever it booked: a credit, a payout, a return.
+            pending = self._instruct(plan, payee, outstanding)
+            reference = data.draw(st.sampled_from(self.bank_references), label="reference")
             self._refused(
                 lambda: self.desk.confirm_payout(
-                    plan.agreement_id, payee, max(outstanding, 1), bank_reference=reference
+                    agreement_id,
+                    payee,
+                    outstanding,
+                    bank_reference=reference,
+                    instruction_id=pending.instruction_id,
                 ),
-                "AgreementBookDuplicateBankReference",
+                "CustodyDeskDuplicateBankReference",
                 reference,
             )
             return
-        amount = 0 if fault == "pay nothing" else outstanding + data.draw(st.integers(1, 10**6))
+        # Asking for more than is due claims only what is due; the bank cannot pay more.
+        excess = outstanding + data.draw(st.integers(1, 10**6))
+        pending = self._instruct_clamped(plan, payee, excess, outstanding)
         self._refused(
-            lambda: self.desk.confirm_payout(plan.agreement_id, payee, amount),
-            "AgreementBookPayoutExceedsEntitlement",
-            plan.agreement_id,
+            lambda: self.desk.confirm_payout(
+                agreement_id, payee, excess, instruction_id=pending.instruction_id
+            ),
+            "CustodyDeskInstructionMismatch",
+            pending.instruction_id,
+            agreement_id,
             payee,
             outstanding,
-            amount,
         )
+
+    def _instruct_clamped(
+        self, plan: PlanModel, payee: m.Payee, asked: int, outstanding: int
+    ) -> PendingInstruction:
+        """An instruction asking for more than is due: the book claims only ``outstanding``."""
+        releases = payee == m.Payee.MERCHANT and plan.releases_upfront_at(self._latest())
+        instruction_id, result = self.desk.instruct_payment(plan.agreement_id, payee, asked)
+        assert result.event("PaymentInstructed").args["amount"] == outstanding
+        if releases:
+            plan.upfront_released = True
+        if payee == m.Payee.MERCHANT:
+            plan.ledger.instructed_to_merchant += outstanding
+        else:
+            plan.ledger.instructed_to_consumer += outstanding
+        pending = PendingInstruction(plan, instruction_id, payee, outstanding)
+        self.pending.append(pending)
+        return pending
 
     # ------------------------------------------------------------ invariants
 
@@ -1101,24 +1582,62 @@ class AgreementBookMachine(RuleBasedStateMachine):
                 assert ledger.released <= earned, f"{name}: released beyond earned: {ledger}"
                 assert ledger.released == earned, f"{name}: released != {earned}: {ledger}"
                 assert ledger.refunded == ledger.refund_due == 0, f"{name}: {ledger}"
-            # Nothing paid beyond entitlement, no refund beyond the payment, deposits whole.
-            assert ledger.paid_to_merchant <= ledger.upfront + ledger.released, f"{name}: {ledger}"
-            assert ledger.paid_to_consumer <= ledger.refunded, f"{name}: {ledger}"
+            # Nothing paid beyond its instruction, nothing instructed beyond entitlement, no refund
+            # beyond the payment, deposits whole.
+            assert ledger.paid_to_merchant <= ledger.instructed_to_merchant, f"{name}: {ledger}"
+            assert ledger.paid_to_consumer <= ledger.instructed_to_consumer, f"{name}: {ledger}"
+            assert (
+                ledger.instructed_to_merchant + ledger.set_off_given
+                <= ledger.upfront + ledger.released
+            ), f"{name}: {ledger}"
+            # The consumer is paid at most its refund, its refused credits and its set-off.
+            owed_to_consumer = ledger.refunded + ledger.credits_refused + ledger.set_off_covered
+            assert ledger.instructed_to_consumer <= owed_to_consumer, f"{name}: {ledger}"
+            assert ledger.paid_to_consumer <= owed_to_consumer, f"{name}: {ledger}"
+            # Set-off only after the merchant's default: given once settled, covered once
+            # distributed.
+            if plan.default_stage == NOT_SETTLED:
+                assert ledger.set_off_given == ledger.set_off_covered == 0, f"{name}: {ledger}"
+            elif plan.default_stage == SETTLED:
+                assert ledger.set_off_covered == ledger.insured_shortfall == 0, f"{name}: {ledger}"
+            if not agreement.upfront_released:
+                # Held only while the consumer may still cool off (or never funded).
+                assert ledger.deposited == 0 or (
+                    state == State.ACTIVE and agreement.units_consumed == 0
+                ), f"{name}: {agreement}"
+                assert ledger.instructed_to_merchant == ledger.released == 0, f"{name}: {ledger}"
             assert ledger.refund_due <= agreement.total_paid, f"{name}: {ledger}"
             assert ledger.deposited in (0, agreement.total_paid), f"{name}: {ledger}"
             if state in m.TERMINAL_STATES:
                 assert ledger.frozen == 0, f"{name}: {state.name} keeps {ledger.frozen} frozen"
             if state in SETTLED_STATES and ledger.deposited:
-                # The refund granted is paid from custody, covered by insurance or owed.
-                assert (
-                    ledger.refund_due
-                    == ledger.refunded + ledger.insured_shortfall + ledger.merchant_owed
+                # The refund granted is paid from custody, from the defaulted merchant's set-off,
+                # by insurance, or owed.
+                assert ledger.refund_due == (
+                    ledger.refunded
+                    + ledger.set_off_covered
+                    + ledger.insured_shortfall
+                    + ledger.merchant_owed
                 ), f"{name}: refund not accounted for: {ledger}"
-            if ledger.insured_shortfall or ledger.merchant_owed:
-                # Nobody else is asked to pay while the bank still holds the merchant's money.
-                assert ledger.paid_to_merchant == ledger.upfront + ledger.released, (
-                    f"{name}: shortfall although the merchant's entitlement was unpaid: {ledger}"
-                )
+            else:
+                assert ledger.refund_due == ledger.merchant_owed == 0, f"{name}: {ledger}"
+                assert ledger.insured_shortfall == ledger.set_off_covered == 0, f"{name}: {ledger}"
+            if (
+                ledger.insured_shortfall or ledger.merchant_owed or ledger.set_off_covered
+            ) and not plan.reopened:
+                # Nobody else is asked to pay while custody still holds unclaimed merchant money
+                # (unless an instruction came back after the settlement: see reopened).
+                assert (
+                    ledger.instructed_to_merchant + ledger.set_off_given
+                    == ledger.upfront + ledger.released
+                ), f"{name}: shortfall while the merchant's entitlement is uninstructed: {ledger}"
+            if plan.default_stage != NOT_SETTLED:
+                # Once settled on default, the merchant's whole entitlement is instructed (before)
+                # or set aside.
+                assert (
+                    ledger.instructed_to_merchant + ledger.set_off_given
+                    == ledger.upfront + ledger.released
+                ), f"{name}: entitlement left to a defaulted merchant: {ledger}"
             # Terminal states stay terminal.
             if plan.agreement_id in self.seen_terminal:
                 was = self.seen_terminal[plan.agreement_id]
@@ -1137,8 +1656,9 @@ class AgreementBookMachine(RuleBasedStateMachine):
                 name, plan.ledger, ledger
             )
 
-            # Insurance: only a settled default with a shortfall opens a claim.
-            if state == State.DEFAULTED:
+            # Insurance: only a distributed default with a shortfall left after the set-off opens a
+            # claim (whatever the plan's state: a termination may have left the shortfall).
+            if plan.merchant.status == m.MerchantStatus.DEFAULTED:
                 claim_id = self.client.claim_of_agreement(plan.agreement_id)
                 if plan.claim is None:
                     assert claim_id == 0, f"{name}: unexpected claim {claim_id}"
@@ -1154,17 +1674,31 @@ class AgreementBookMachine(RuleBasedStateMachine):
             else:
                 assert plan.claim is None
 
-        # Each merchant's custody account holds its plans' deposits less the confirmed payouts.
+        # Each merchant's custody account holds its plans' deposits and refused credits less the
+        # confirmed payouts (returns put back); its set-off pool is what was set aside and not
+        # yet used, and it counts its plans settled and distributed.
         for merchant in self.merchants:
+            own = [plan for plan in self.plans if plan.merchant is merchant]
             held = sum(
-                plan.ledger.deposited - plan.ledger.paid_to_merchant - plan.ledger.paid_to_consumer
-                for plan in self.plans
-                if plan.merchant is merchant
+                plan.ledger.deposited
+                + plan.ledger.credits_refused
+                - plan.ledger.paid_to_merchant
+                - plan.ledger.paid_to_consumer
+                for plan in own
             )
             assert self.client.custody_held(merchant.address) == held, (
                 f"merchant {merchant.address}: custody held"
                 f" {self.client.custody_held(merchant.address)}, model {held}"
             )
+            pool = sum(p.ledger.set_off_given - p.ledger.set_off_covered for p in own)
+            assert merchant.pool == pool, f"merchant {merchant.address}: pool {merchant.pool}"
+            set_off = (merchant.pool, merchant.settled, merchant.distributed)
+            assert self.client.set_off_of(merchant.address) == set_off, (
+                f"merchant {merchant.address}: set-off {self.client.set_off_of(merchant.address)},"
+                f" model {set_off}"
+            )
+            assert merchant.settled == sum(p.default_stage != NOT_SETTLED for p in own)
+            assert merchant.distributed == sum(p.default_stage == DISTRIBUTED for p in own)
 
         # A policy's reservations are its claims' cover, within its limit. Only the policies
         # of defaulted merchants can have claims.

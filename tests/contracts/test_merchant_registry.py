@@ -713,6 +713,107 @@ def test_a_risk_report_carrying_another_payload_is_refused(
         client.report_risk(desk.risk_oracle_key, risk, report, signatures)
 
 
+# ---------------------------------------------------------------- tier floors
+
+
+def custody_mismatch(desk, merchant: str):
+    """The bank's statement disagrees with the book: a custody anomaly raises the floor."""
+    day = desk.client.latest_timestamp() // SECONDS_PER_DAY
+    return desk.reconcile_custody(merchant, day, 1)
+
+
+def test_the_risk_feed_cannot_lower_a_tier_the_regulator_blocked(desk, client, merchant, regulator):
+    client.set_risk_tier(regulator.private_key, merchant.address, RiskTier.BLOCKED)
+
+    result = report_risk(desk, merchant.address, RiskTier.LOW, score=10)
+
+    assert client.get_merchant(merchant.address).tier == RiskTier.BLOCKED
+    assert not client.can_sell(merchant.address)
+    # The report is still recorded, with its score; the tier it applies is the floor.
+    assert result.event("RiskTierChanged").args == {
+        "merchant": merchant.address,
+        "previous": RiskTier.BLOCKED,
+        "current": RiskTier.BLOCKED,
+        "score": 10,
+    }
+    assert client.get_merchant(merchant.address).tier_floor == RiskTier.BLOCKED
+
+
+def test_the_risk_feed_cannot_lower_a_tier_below_high_after_a_custody_anomaly(
+    desk, client, merchant
+):
+    custody_mismatch(desk, merchant.address)
+    assert client.get_merchant(merchant.address).tier == RiskTier.HIGH
+
+    report_risk(desk, merchant.address, RiskTier.LOW, score=10)
+
+    merchant_record = client.get_merchant(merchant.address)
+    assert merchant_record.tier == RiskTier.HIGH
+    assert client.custody_ratio_bps(merchant.address, 3_000) == 8_000
+    assert merchant_record.tier_floor == RiskTier.HIGH
+
+
+def test_a_custody_anomaly_raises_the_tier_floor_to_high(desk, client, merchant):
+    result = custody_mismatch(desk, merchant.address)
+
+    assert result.event("RiskTierFloorChanged").args == {
+        "merchant": merchant.address,
+        "previous": RiskTier.LOW,
+        "current": RiskTier.HIGH,
+        "reasonHash": result.event("CustodyAnomalyFlagged").args["reasonHash"],
+    }
+    assert client.get_merchant(merchant.address).tier_floor == RiskTier.HIGH
+
+
+def test_a_custody_anomaly_keeps_a_higher_floor(desk, client, merchant, regulator):
+    client.set_risk_tier(regulator.private_key, merchant.address, RiskTier.BLOCKED)
+    result = custody_mismatch(desk, merchant.address)
+    assert result.named("RiskTierFloorChanged") == []
+    assert client.get_merchant(merchant.address).tier_floor == RiskTier.BLOCKED
+
+
+def test_the_risk_feed_raises_a_tier_and_lowers_it_no_further_than_the_floor(
+    desk, client, merchant, regulator
+):
+    client.set_risk_tier(regulator.private_key, merchant.address, RiskTier.MEDIUM)
+
+    raised = report_risk(desk, merchant.address, RiskTier.BLOCKED, score=950)
+    assert raised.event("RiskTierChanged").args["current"] == RiskTier.BLOCKED
+    assert raised.named("RiskTierFloorChanged") == []
+    assert not client.can_sell(merchant.address)
+
+    lowered = report_risk(desk, merchant.address, RiskTier.LOW, score=20)
+    assert lowered.event("RiskTierChanged").args["current"] == RiskTier.MEDIUM
+    merchant_record = client.get_merchant(merchant.address)
+    assert (merchant_record.tier, merchant_record.tier_floor) == (RiskTier.MEDIUM, RiskTier.MEDIUM)
+    assert client.can_sell(merchant.address)
+
+
+def test_the_regulator_lowers_a_tier_and_its_floor(desk, client, merchant, regulator):
+    custody_mismatch(desk, merchant.address)
+    client.set_risk_tier(regulator.private_key, merchant.address, RiskTier.BLOCKED)
+
+    result = client.set_risk_tier(
+        regulator.private_key, merchant.address, RiskTier.LOW, reason("statement was wrong")
+    )
+
+    assert result.event("RiskTierFloorChanged").args == {
+        "merchant": merchant.address,
+        "previous": RiskTier.BLOCKED,
+        "current": RiskTier.LOW,
+        "reasonHash": reason("statement was wrong"),
+    }
+    assert result.event("RiskTierChanged").args["current"] == RiskTier.LOW
+    merchant_record = client.get_merchant(merchant.address)
+    assert (merchant_record.tier, merchant_record.tier_floor) == (RiskTier.LOW, RiskTier.LOW)
+    assert client.can_sell(merchant.address)
+    # With the floor lowered, the feed decides again, from Low.
+    report_risk(desk, merchant.address, RiskTier.MEDIUM)
+    assert client.get_merchant(merchant.address).tier == RiskTier.MEDIUM
+    report_risk(desk, merchant.address, RiskTier.LOW)
+    assert client.get_merchant(merchant.address).tier == RiskTier.LOW
+
+
 # ---------------------------------------------------------------- receiving account
 
 
@@ -884,3 +985,112 @@ def test_a_licence_dated_at_the_end_of_time_is_not_valid(desk, client, applied):
     desk.attest_licence(applied.address, licensed_since=2**64 - 1)
     assert client.get_merchant(applied.address).licensed_since == 2**64 - 1
     assert not client.licence_valid(applied.address)
+
+
+# ---------------------------------------------------------------- licence check validity
+
+
+def licence_validity(client) -> int:
+    return int(client.call(client.merchants.functions.licenceValidity()))
+
+
+def test_one_licence_check_does_not_let_a_merchant_sell_forever(client, merchant, backend):
+    assert client.can_sell(merchant.address)
+    backend.advance_time(367 * SECONDS_PER_DAY)  # longer than any validity the regulator may set
+    assert not client.licence_valid(merchant.address)
+    assert not client.can_sell(merchant.address)
+
+
+def test_a_licence_check_stops_sales_once_older_than_its_validity(
+    desk, client, merchant, backend, config
+):
+    validity = config.rules.licence_validity_days * SECONDS_PER_DAY
+    assert licence_validity(client) == validity
+    checked_at = client.get_merchant(merchant.address).licence_checked_at
+
+    backend.advance_time(checked_at + validity - 3_600 - client.latest_timestamp())
+    assert client.can_sell(merchant.address)
+
+    backend.advance_time(2 * 3_600)
+    assert not client.licence_valid(merchant.address)
+    assert not client.can_sell(merchant.address)
+    # Expired, not failed: the status stays; the next good check lets it sell again.
+    assert client.get_merchant(merchant.address).status == MerchantStatus.APPROVED
+
+    result = desk.attest_licence(merchant.address)
+    assert result.named("MerchantStatusChanged") == []
+    assert client.can_sell(merchant.address)
+
+
+def test_an_attestation_checked_long_ago_does_not_suspend_an_approved_merchant(
+    desk, client, merchant, regulator
+):
+    stale = fresh_attestation(client, merchant.address, checked_at=days_ago(client, 2 * 366))
+    report, signatures = client.make_report(
+        m.FEED_LICENCE, m.address_subject(merchant.address), stale, desk.licence_signers
+    )
+    result = client.attest_licence(desk.licence_oracle_key, stale, report, signatures)
+    assert result.named("MerchantStatusChanged") == []
+    assert client.get_merchant(merchant.address).status == MerchantStatus.APPROVED
+    assert not client.can_sell(merchant.address)
+
+
+def test_approval_is_refused_for_an_expired_licence_check(
+    client, licensed, regulator, backend, reverts
+):
+    checked_at = client.get_merchant(licensed.address).licence_checked_at
+    expires_at = checked_at + licence_validity(client)
+    backend.advance_time(expires_at + 60 - client.latest_timestamp())
+    with (
+        unchanged(backend, lambda: record(client, licensed.address)),
+        reverts(
+            "MerchantRegistryLicenceCheckExpired", licensed.address.lower(), checked_at, expires_at
+        ),
+    ):
+        client.approve_merchant(regulator.private_key, licensed.address)
+
+
+def test_regulator_sets_the_licence_validity(client, merchant, regulator):
+    result = client.set_licence_validity(regulator.private_key, 7 * SECONDS_PER_DAY)
+
+    assert result.event("LicenceValiditySet").args == {"secondsValid": 7 * SECONDS_PER_DAY}
+    assert licence_validity(client) == 7 * SECONDS_PER_DAY
+    assert client.can_sell(merchant.address)
+
+
+def test_shortening_the_licence_validity_stops_a_merchant_checked_too_long_ago(
+    client, merchant, regulator, backend
+):
+    backend.advance_time(2 * SECONDS_PER_DAY)
+    assert client.can_sell(merchant.address)
+    client.set_licence_validity(regulator.private_key, SECONDS_PER_DAY)
+    assert not client.can_sell(merchant.address)
+
+
+def test_a_non_regulator_cannot_set_the_licence_validity(client, config, backend, reverts):
+    oracle = config.organisations["licence_feed"].key
+    with (
+        unchanged(backend, lambda: licence_validity(client)),
+        reverts("MerchantRegistryUnauthorized", oracle.address.lower()),
+    ):
+        client.set_licence_validity(oracle.private_key, SECONDS_PER_DAY)
+
+
+def test_the_licence_validity_may_be_one_second_to_a_leap_year(client, regulator):
+    for seconds in (1, 366 * SECONDS_PER_DAY):
+        result = client.set_licence_validity(regulator.private_key, seconds)
+        assert result.event("LicenceValiditySet").args == {"secondsValid": seconds}
+        assert licence_validity(client) == seconds
+
+
+@pytest.mark.parametrize(
+    "seconds", [0, 366 * SECONDS_PER_DAY + 1, 2**64 - 1], ids=["zero", "leap-year+1s", "uint64-max"]
+)
+def test_a_licence_validity_of_zero_or_above_a_leap_year_is_refused(
+    client, regulator, backend, reverts, seconds
+):
+    with (
+        unchanged(backend, lambda: licence_validity(client)),
+        reverts("MerchantRegistryInvalidLicenceValidity", seconds),
+    ):
+        client.set_licence_validity(regulator.private_key, seconds)

@@ -315,3 +315,46 @@ def test_a_request_cannot_be_executed_for_another_action(
         "AgreementBookWrongRequestAction", m.ConsumerAction.COOLING_OFF, m.ConsumerAction.REVOKE
     ):
         desk.client.cancel_in_cooling_off(desk.operator_key, request, signature)
+
+
+# ---------------------------------------------------------------- set-off on default
+
+
+def test_a_defaulted_merchants_unpaid_entitlement_covers_its_consumers_shortfalls_first(
+    desk: PlanDesk, merchant: Any, consumer: Any, other_consumer: Any, reverts: Callable[..., Any]
+) -> None:
+    """Plan A is well used: the merchant is still owed 73,000 the bank never paid it. Plan B's
+    upfront share was paid out, so B's refund is 70,000 short of custody. The set-off pays B's
+    consumer from A's unpaid entitlement before any insurer, and the merchant gets nothing."""
+    used = _plan(desk, merchant, consumer)
+    desk.fund(used, 100_000)
+    desk.consume(desk.sign_record(used, 1, merchant.key, consumer.key))
+    short = _plan(desk, merchant, other_consumer)
+    desk.fund(short, 100_000)
+    desk.consume(desk.sign_record(short, 1, merchant.key, other_consumer.key))
+    desk.confirm_payout(short, m.Payee.MERCHANT, 73_000)
+    desk.write_policy(merchant.address, 1_000_000)
+
+    desk.client.declare_default(desk.regulator_key, merchant.address)
+    desk.client.settle_default(desk.regulator_key, [short])
+    with reverts("AgreementBookSetOffNotReady", merchant.address.lower(), 1, 2):
+        desk.client.distribute_set_off(desk.regulator_key, merchant.address, [short])
+    desk.client.settle_default(desk.regulator_key, [used])
+    # A: refund 90,000 from its own custody; its merchant's remaining 10,000 is set aside.
+    assert desk.client.get_ledger(used).set_off_given == 10_000
+    result = desk.client.distribute_set_off(desk.regulator_key, merchant.address, [short, used])
+    ledger = desk.client.get_ledger(short)
+    # B: refund 90,000 = 27,000 frozen + 10,000 set-off + 53,000 insured.
+    assert (ledger.refunded, ledger.set_off_covered, ledger.insured_shortfall) == (
+        27_000,
+        10_000,
+        53_000,
+    )
+    assert ledger.merchant_owed == 0
+    assert result.named("SetOffApplied")[0].args["amount"] == 10_000
+    assert desk.client.set_off_of(merchant.address) == (0, 2, 2)
+    # The consumer's set-off is paid out of custody through a registered instruction.
+    desk.confirm_payout(short, m.Payee.CONSUMER, 37_000)
+    assert desk.client.custody_held(merchant.address) == 100_000 - 73_000 + 100_000 - 37_000
+    with reverts("AgreementBookNotAwaitingSetOff", short):
+        desk.client.distribute_set_off(desk.regulator_key, merchant.address, [short])

@@ -409,6 +409,36 @@ def test_a_cooling_off_right_after_funding_is_refunded_in_full_and_pays_the_merc
     assert not [e for e in world.events("CustodyAnomaly") if e.args["merchant"] == sunrise.address]
 
 
+def test_a_payment_the_plan_cannot_accept_is_recorded_and_paid_back_to_the_payer(
+    world: World, config: DevnetConfig
+) -> None:
+    sunrise = merchant_named(config, "training")
+    consumer_key = consumer(config, 3)
+    agreement_id = world.open_plan(sunrise, consumer_key)
+    world.pay(sunrise, agreement_id, 99_999, "0301")  # one fen short
+    refused = wait_for(
+        "the refused credit on chain",
+        lambda: [
+            e for e in world.events("CreditRefused") if bytes(e.args["agreementId"]) == agreement_id
+        ],
+    )[0]
+    assert (refused.args["amount"], refused.args["reason"]) == (99_999, m.label("amount"))
+    ledger = world.wait_paid_out(agreement_id)
+    assert ledger.credits_refused == ledger.paid_to_consumer == 99_999
+    assert ledger.deposited == 0
+    back = [
+        e
+        for e in world.account(sunrise)["entries"]
+        if not e["credit"] and agreement_id.hex() in (e.get("remittance") or "")
+    ]
+    assert [(e["amount_fen"], e["counterparty"]["account"]) for e in back] == [
+        (99_999, "62220301")
+    ]
+    # The right amount then funds the plan as usual.
+    world.pay(sunrise, agreement_id, 100_000, "0301")
+    assert world.wait_funded(agreement_id, 100_000).credits_refused == 99_999
+
+
 # ---------------------------------------------------------------- the bank misbehaves
 
 
@@ -604,7 +634,8 @@ def test_a_defaults_refunds_are_paid_back_to_the_payers_and_confirmed(
         world.wait_paid_out(agreement_id)
 
     world.client.declare_default(world.desk.regulator_key, minjiang.address, b"\x02" * 32)
-    world.client.settle_default(world.desk.regulator_key, plans)
+    # Every plan of the merchant is settled, then its set-off and the insurer pay the rest.
+    world.desk.settle_default(minjiang.address, world.client.agreements_of(minjiang.address))
     for index, agreement_id in enumerate(plans):
         ledger = world.wait_paid_out(agreement_id, merchant_too=False)
         assert ledger.paid_to_consumer > 0
@@ -671,6 +702,66 @@ def test_a_revoked_licence_suspends_the_merchant_within_a_recheck(
     merchant = world.client.get_merchant(lotus.address)
     assert merchant.licence == m.LicenceStatus.REVOKED
     assert not world.client.can_sell(lotus.address)
+
+
+def licence_attestations(world: World, merchant: DemoMerchant, from_block: int) -> list[Any]:
+    """The merchant's LicenceAttested events from ``from_block`` on, with their block's time."""
+    client = world.client
+    logs = client.w3.eth.get_logs(
+        {"fromBlock": from_block, "toBlock": "latest", "address": client.merchants.address}
+    )
+    found = []
+    for log in logs:
+        for event in client.decode_logs([log]):
+            if event.name == "LicenceAttested" and event.args["merchant"] == merchant.address:
+                block_time = client.w3.eth.get_block(log["blockNumber"])["timestamp"]
+                found.append((event.args, block_time))
+    return found
+
+
+def test_an_unchanged_licence_is_attested_again_before_its_check_expires(
+    world: World, config: DevnetConfig
+) -> None:
+    sunrise = merchant_named(config, "training")
+    client, regulator = world.client, world.desk.regulator_key
+    validity = client.licence_validity()
+    assert validity == config.rules.licence_validity_days * 86_400
+    # The node stamps each block at least a second after the one before, so after the burst of
+    # blocks that set this world up its clock is ahead of the wall clock the oracle stamps
+    # checks with, and stands still until the wall clock catches up: a validity of seconds
+    # means something only from then on.
+    wait_for(
+        "the wall clock to catch up with the chain's",
+        lambda: time.time() >= client.latest_timestamp() + 1,
+        timeout=300,
+    )
+    # With re-checks every 2 s the oracle attests the unchanged finding again once less than a
+    # fifth of the validity (6 s) is left: about every 24 s, not on every re-check.
+    short = 30
+    start = client.w3.eth.block_number
+    client.set_licence_validity(regulator, short)
+    try:
+        first = wait_for(
+            "the licence attested again", lambda: licence_attestations(world, sunrise, start)
+        )[0][0]
+        renewals = wait_for(
+            "the licence attested once more before the check expired",
+            lambda: licence_attestations(world, sunrise, start)[1:],
+            timeout=short * 2,
+        )
+    finally:
+        client.set_licence_validity(regulator, validity)
+
+    renewal, mined_at = renewals[0]
+    assert (renewal["status"], renewal["flags"], renewal["licensedSince"]) == (
+        first["status"],
+        first["flags"],
+        first["licensedSince"],
+    )
+    assert renewal["status"] == m.LicenceStatus.ACTIVE
+    assert mined_at <= first["checkedAt"] + short  # before the first one expired
+    assert renewal["checkedAt"] - first["checkedAt"] >= short - short // 5 - RECHECK_SECONDS * 2
+    assert client.can_sell(sunrise.address)
 
 
 def test_a_wrong_statement_balance_raises_a_custody_anomaly(
