@@ -16,9 +16,32 @@ from eth_account import Account
 from eth_utils import keccak
 
 from chain import messages as m
+from chain.client import TxResult
 from chain.errors import ContractRevert
 from chain.messages import ClaimStatus, EvidenceKind
 from chain.scenario import SECONDS_PER_DAY, sha256
+
+
+def settle_and_distribute(client: Any, key: str, agreement_ids: list[bytes]) -> TxResult:
+    """Settle plans of a defaulted merchant and, once all its plans are settled, distribute the
+    set-off of the ones just settled (its consumers first, then insurance); one result with the
+    events of both steps."""
+    settled = client.settle_default(key, agreement_ids)
+    merchant = client.get_agreement(agreement_ids[0]).merchant
+    _, count, _ = client.set_off_of(merchant)
+    if count < client.agreement_count(merchant):
+        return settled
+    try:
+        distributed = client.distribute_set_off(key, merchant, agreement_ids)
+    except ContractRevert as refusal:  # distributed before: a retried settlement
+        assert refusal.error == "AgreementBookNotAwaitingSetOff", str(refusal)
+        return settled
+    return TxResult(
+        distributed.tx_hash,
+        distributed.block_number,
+        settled.gas_used + distributed.gas_used,
+        settled.events + distributed.events,
+    )
 
 PAID = 100_000  # 10 lessons at 100 RMB
 FROZEN = 30_000  # 30 % custody on the training template
@@ -276,7 +299,7 @@ def test_a_default_claims_the_shortfall_from_the_merchants_policy(
     defaulted_at = client.defaulted_at(merchant.address)
     assert defaulted_at == client.latest_timestamp()
 
-    result = client.settle_default(regulator.private_key, [agreement_id])
+    result = settle_and_distribute(client, regulator.private_key, [agreement_id])
 
     granted = result.event("RefundGranted").args
     assert (granted["refund"], granted["fromCustody"], granted["shortfall"]) == (
@@ -325,8 +348,10 @@ def test_claims_beyond_the_remaining_cover_are_partly_covered_then_uncovered(
     ]
     client.declare_default(regulator.private_key, merchant.address)
 
-    client.settle_default(regulator.private_key, plans[:1])
-    result = client.settle_default(regulator.private_key, plans[1:2])
+    # Every plan settled first; then the set-off is distributed plan by plan, in order.
+    client.settle_default(regulator.private_key, plans)
+    client.distribute_set_off(regulator.private_key, merchant.address, plans[:1])
+    result = client.distribute_set_off(regulator.private_key, merchant.address, plans[1:2])
 
     # The second claim gets what is left of the cover: 100 000 - 70 000.
     opened = result.event("ClaimOpened").args
@@ -340,7 +365,7 @@ def test_claims_beyond_the_remaining_cover_are_partly_covered_then_uncovered(
     assert (ledger.insured_shortfall, ledger.merchant_owed) == (30_000, LOSS - 30_000)
 
     # The third finds no cover left: recorded as Uncovered, with no policy.
-    result = client.settle_default(regulator.private_key, plans[2:])
+    result = client.distribute_set_off(regulator.private_key, merchant.address, plans[2:])
     opened = result.event("ClaimOpened").args
     assert (opened["claimId"], opened["policyId"], opened["covered"]) == (3, 0, 0)
     assert not result.named("ClaimCovered")
@@ -358,7 +383,7 @@ def test_a_default_without_any_policy_opens_an_uncovered_claim(
 ):
     agreement_id = funded_plan(backend, desk, merchant, consumer)
     client.declare_default(regulator.private_key, merchant.address)
-    result = client.settle_default(regulator.private_key, [agreement_id])
+    result = settle_and_distribute(client, regulator.private_key, [agreement_id])
 
     assert result.event("ClaimOpened").args["covered"] == 0
     claim = client.get_claim(client.claim_of_agreement(agreement_id))
@@ -374,7 +399,7 @@ def test_a_default_opens_no_claim_when_custody_still_holds_the_whole_refund(
     agreement_id = funded_plan(backend, desk, merchant, consumer, paid_out=0)
     client.declare_default(regulator.private_key, merchant.address)
 
-    result = client.settle_default(regulator.private_key, [agreement_id])
+    result = settle_and_distribute(client, regulator.private_key, [agreement_id])
 
     granted = result.event("RefundGranted").args
     assert (granted["refund"], granted["fromCustody"], granted["shortfall"]) == (PAID, PAID, 0)
@@ -395,7 +420,7 @@ def test_a_default_claims_only_the_upfront_already_paid_out(
     agreement_id = funded_plan(backend, desk, merchant, consumer, paid_out=45_000)
     client.declare_default(regulator.private_key, merchant.address)
 
-    result = client.settle_default(regulator.private_key, [agreement_id])
+    result = settle_and_distribute(client, regulator.private_key, [agreement_id])
 
     granted = result.event("RefundGranted").args
     assert (granted["refund"], granted["fromCustody"], granted["shortfall"]) == (
@@ -421,7 +446,7 @@ def test_an_ended_future_or_unregistered_policy_does_not_cover_a_claim(
     client.register_policy(regulator.private_key, future)
     unregistered = pending_policy(client, insurer, merchant.address, limit=PAID)
     client.declare_default(regulator.private_key, merchant.address)
-    client.settle_default(regulator.private_key, [agreement_id])
+    settle_and_distribute(client, regulator.private_key, [agreement_id])
 
     claim = client.get_claim(client.claim_of_agreement(agreement_id))
     assert claim.status == ClaimStatus.UNCOVERED
@@ -441,8 +466,9 @@ def test_claims_draw_on_the_policies_in_force_at_default_in_registration_order(
     second_plan = funded_plan(backend, desk, merchant, other_consumer)
     client.declare_default(regulator.private_key, merchant.address)
 
-    first = client.settle_default(regulator.private_key, [first_plan])
-    second = client.settle_default(regulator.private_key, [second_plan])
+    client.settle_default(regulator.private_key, [first_plan, second_plan])
+    first = client.distribute_set_off(regulator.private_key, merchant.address, [first_plan])
+    second = client.distribute_set_off(regulator.private_key, merchant.address, [second_plan])
 
     parts = [(e.args["policyId"], e.args["amount"]) for e in first.named("ClaimCovered")]
     assert parts == [(small, 50_000), (large, 20_000)]
@@ -464,10 +490,10 @@ def test_settling_a_plan_again_opens_no_second_claim(
     desk.write_policy(merchant.address, 100_000)
     agreement_id = funded_plan(backend, desk, merchant, consumer)
     client.declare_default(regulator.private_key, merchant.address)
-    client.settle_default(regulator.private_key, [agreement_id])
+    settle_and_distribute(client, regulator.private_key, [agreement_id])
     before = claim_state(client, 1)
 
-    again = client.settle_default(regulator.private_key, [agreement_id])
+    again = settle_and_distribute(client, regulator.private_key, [agreement_id])
 
     assert not again.named("ClaimOpened")
     assert client.claim_of_agreement(agreement_id) == 1
@@ -491,7 +517,7 @@ def open_claim(backend, desk, client, merchant, consumer, regulator):
     desk.write_policy(merchant.address, 100_000)
     agreement_id = funded_plan(backend, desk, merchant, consumer)
     client.declare_default(regulator.private_key, merchant.address)
-    client.settle_default(regulator.private_key, [agreement_id])
+    settle_and_distribute(client, regulator.private_key, [agreement_id])
     return client.claim_of_agreement(agreement_id)
 
 
@@ -627,7 +653,7 @@ def test_an_uncovered_claim_cannot_be_paid(
 ):
     agreement_id = funded_plan(backend, desk, merchant, consumer)
     client.declare_default(regulator.private_key, merchant.address)
-    client.settle_default(regulator.private_key, [agreement_id])
+    settle_and_distribute(client, regulator.private_key, [agreement_id])
     claim_id = client.claim_of_agreement(agreement_id)
     assert client.get_claim(claim_id).status == ClaimStatus.UNCOVERED
     with (
