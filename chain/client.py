@@ -581,6 +581,10 @@ class YufuClient:
         """The custody anomalies recorded for a merchant."""
         return v.CustodyAnomalies(*self.call(self.merchants.functions.custodyAnomalies(merchant)))
 
+    def defaulted_at(self, merchant: str) -> int:
+        """When a merchant was declared in default (unix seconds), 0 if it never was."""
+        return int(self.call(self.merchants.functions.defaultedAt(merchant)))
+
     # ------------------------------------------------------------ InsurancePool
 
     def write_policy(
@@ -592,19 +596,29 @@ class YufuClient:
         end: int,
         document_hash: bytes,
     ) -> tuple[int, TxResult]:
-        """Write a policy on a merchant; returns its id."""
+        """Write a policy on a merchant; returns its id. It is pending until registered."""
         function = self.insurance.functions.writePolicy(
             merchant, coverage_limit, start, end, document_hash
         )
         result = self.transact(insurer_key, function)
         return int(result.event("PolicyWritten").args["policyId"]), result
 
+    def register_policy(self, regulator_key: str, policy_id: int) -> TxResult:
+        """The regulator registers a pending policy; from then on it covers its merchant."""
+        return self.transact(regulator_key, self.insurance.functions.registerPolicy(policy_id))
+
     def confirm_claim_paid(
-        self, insurer_key: str, claim_id: int, amount: int, bank_reference: bytes
+        self,
+        oracle_key: str,
+        payment: m.ClaimPayment,
+        report: m.OracleReport,
+        signatures: Sequence[bytes],
     ) -> TxResult:
-        """The insurer confirms a claim payout."""
-        function = self.insurance.functions.confirmClaimPaid(claim_id, amount, bank_reference)
-        return self.transact(insurer_key, function)
+        """Submit the bank feed's report that the insurer's payment on a claim was booked."""
+        function = self.insurance.functions.confirmClaimPaid(
+            payment.as_abi(), report.as_abi(), list(signatures)
+        )
+        return self.transact(oracle_key, function)
 
     def get_policy(self, policy_id: int) -> v.Policy:
         """The policy ``policy_id``."""
@@ -619,8 +633,13 @@ class YufuClient:
         return int(self.call(self.insurance.functions.claimOfAgreement(agreement_id)))
 
     def policies_of(self, merchant: str) -> list[int]:
-        """Policy ids written on a merchant."""
+        """Ids of the policies registered on a merchant, in registration order."""
         return list(self.call(self.insurance.functions.policiesOf(merchant)))
+
+    def claim_parts(self, claim_id: int) -> list[v.ClaimPart]:
+        """What each policy covers of a claim, in the order the claim drew on them."""
+        parts = self.call(self.insurance.functions.claimParts(claim_id))
+        return [v.ClaimPart(*part) for part in parts]
 
     # ------------------------------------------------------------ AgreementBook
 

@@ -190,12 +190,14 @@ def deploy_system(
         config.rules.min_licence_age_days * SECONDS_PER_DAY,
         config.rules.licence_validity_days * SECONDS_PER_DAY,
     )
-    insurance = deploy("InsurancePool", membership, evidence)
-    # The book and the custody desk know each other: the desk is deployed two transactions
-    # after the book, so its address is the regulator's CREATE address at that nonce.
+    # The pool and the custody desk know the book and the book knows them: the book is deployed
+    # the transaction after the pool and the desk two after the book, so their addresses are
+    # the regulator's CREATE addresses at those nonces.
     regulator_account = to_canonical_address(regulator.address)
-    book_nonce = w3.eth.get_transaction_count(to_checksum_address(regulator.address), "pending")
-    custody_address = to_checksum_address(contract_address(regulator_account, book_nonce + 2))
+    pool_nonce = w3.eth.get_transaction_count(to_checksum_address(regulator.address), "pending")
+    book_address = to_checksum_address(contract_address(regulator_account, pool_nonce + 1))
+    custody_address = to_checksum_address(contract_address(regulator_account, pool_nonce + 3))
+    insurance = deploy("InsurancePool", membership, oracle_hub, evidence, merchants, book_address)
     book = deploy(
         "AgreementBook",
         membership,
@@ -206,6 +208,10 @@ def deploy_system(
         insurance,
         custody_address,
     )
+    if book != book_address:
+        raise DeploymentError(
+            f"the agreement book landed at {book}, not at {book_address} the pool expects"
+        )
     complaints = deploy("ComplaintDesk", membership, book, evidence)
     custody = deploy("CustodyDesk", membership, oracle_hub, evidence, merchants, book)
     if custody != custody_address:
@@ -242,7 +248,7 @@ def deploy_system(
                 client.configure_feed(key, feed_id(handle), feed.signer_addresses, feed.threshold),
             )
         )
-    for consumer in (merchants, book, custody):
+    for consumer in (merchants, book, custody, insurance):
         steps.append(
             (
                 f"allow {consumer} to consume reports",

@@ -463,6 +463,22 @@ class PayoutReport(_Message):
 
 
 @dataclass(frozen=True)
+class ClaimPayment(_Message):
+    """The bank's report that the insurer's payment on a claim was booked to the consumer."""
+
+    claim_id: int
+    amount: int
+    bank_reference: bytes
+
+    PRIMARY_TYPE: ClassVar[str] = "ClaimPayment"
+    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("uint64", "claimId"),
+        ("uint128", "amount"),
+        ("bytes32", "bankReference"),
+    )
+
+
+@dataclass(frozen=True)
 class PaymentInstruction(_Message):
     """The bank feed's request to register a payment out of custody (at most ``amount``)."""
 
@@ -572,6 +588,11 @@ def label(text: str) -> bytes:
 def address_subject(address: str) -> bytes:
     """A merchant's address as the bytes32 subject the contracts use."""
     return bytes(12) + to_canonical_address(address)
+
+
+def claim_subject(claim_id: int) -> bytes:
+    """An insurance claim's id as the bytes32 subject of the bank feed's report paying it."""
+    return claim_id.to_bytes(32, "big")
 
 
 def business_day(statement_date: date) -> int:

@@ -447,8 +447,11 @@ class PlanDesk:
             results.append(self.client.distribute_set_off(self.regulator_key, merchant, every_plan))
         return results
 
-    def write_policy(self, merchant: str, coverage_limit: int, days: int = 365) -> int:
-        """The insurer writes a performance bond on a merchant; returns the policy id."""
+    def write_policy(
+        self, merchant: str, coverage_limit: int, days: int = 365, *, register: bool = True
+    ) -> int:
+        """The insurer writes a performance bond on a merchant (in force from a day ago for
+        ``days``) and, unless told not to, the regulator registers it; returns the policy id."""
         now = self.client.latest_timestamp()
         policy_id, _ = self.client.write_policy(
             self.insurer_key,
@@ -456,9 +459,37 @@ class PlanDesk:
             coverage_limit,
             now - SECONDS_PER_DAY,
             now + days * SECONDS_PER_DAY,
-            sha256(f"policy:{merchant}:{now}"),
+            sha256(f"policy:{merchant}:{now}:{os.urandom(8).hex()}"),
         )
+        if register:
+            self.register_policy(policy_id)
         return policy_id
+
+    def register_policy(self, policy_id: int) -> TxResult:
+        """The regulator registers a policy the insurer wrote; from then on it counts."""
+        return self.client.register_policy(self.regulator_key, policy_id)
+
+    def confirm_claim_paid(
+        self,
+        claim_id: int,
+        amount: int,
+        *,
+        bank_reference: bytes | None = None,
+        signer_keys: Sequence[str] | None = None,
+    ) -> TxResult:
+        """The bank feed reports that the insurer's payment on a claim reached the consumer."""
+        payment = m.ClaimPayment(
+            claim_id=claim_id,
+            amount=amount,
+            bank_reference=bank_reference or self.next_bank_reference(),
+        )
+        report, signatures = self.client.make_report(
+            feed_id("bank_feed"),
+            m.claim_subject(claim_id),
+            payment,
+            self.bank_signers if signer_keys is None else signer_keys,
+        )
+        return self.client.confirm_claim_paid(self.bank_oracle_key, payment, report, signatures)
 
     def file_complaint(self, agreement_id: bytes, consumer_key: str, text: str) -> int:
         """The consumer complains; the operator files it. Returns the complaint id."""

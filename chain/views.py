@@ -149,11 +149,17 @@ class Policy:
     start: int
     end: int
     document_hash: bytes
+    registered_at: int
+
+    @property
+    def registered(self) -> bool:
+        """Whether the regulator registered it (a pending policy covers nothing)."""
+        return self.registered_at != 0
 
 
 @dataclass(frozen=True)
 class Claim:
-    """Mirror of ``IInsurancePool.Claim``."""
+    """Mirror of ``IInsurancePool.Claim``; ``policy_id`` is the first policy drawn on."""
 
     policy_id: int
     status: int
@@ -163,6 +169,15 @@ class Claim:
     loss: int
     covered: int
     paid: int
+    defaulted_at: int
+
+
+@dataclass(frozen=True)
+class ClaimPart:
+    """Mirror of ``IInsurancePool.ClaimPart``: what one policy covers of a claim."""
+
+    policy_id: int
+    amount: int
 
 
 @dataclass(frozen=True)

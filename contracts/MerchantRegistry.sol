@@ -23,6 +23,8 @@ contract MerchantRegistry is IMerchantRegistry {
     mapping(address merchant => Merchant) private _merchants;
     mapping(RiskTier tier => uint16 bps) private _custodyFloors;
     mapping(address merchant => CustodyAnomalies) private _custodyAnomalies;
+    // Kept apart from the Merchant record so its layout does not change; zero until a default.
+    mapping(address merchant => uint64 declaredAt) private _defaultedAt;
     uint64 private _minLicenceAge;
     uint64 private _licenceValidity;
     // Makes every status and tier change's evidence hash unique, even two alike in one block.
@@ -163,6 +165,7 @@ contract MerchantRegistry is IMerchantRegistry {
         {
             revert MerchantRegistryInvalidStatus(account, status);
         }
+        _defaultedAt[account] = uint64(block.timestamp);
         _setStatus(account, merchant, MerchantStatus.Defaulted, reasonHash);
     }
 
@@ -282,6 +285,11 @@ contract MerchantRegistry is IMerchantRegistry {
     /// @inheritdoc IMerchantRegistry
     function custodyAnomalies(address account) external view returns (CustodyAnomalies memory) {
         return _custodyAnomalies[account];
+    }
+
+    /// @inheritdoc IMerchantRegistry
+    function defaultedAt(address account) external view returns (uint64) {
+        return _defaultedAt[account];
     }
 
     function _applied(address account) private view returns (Merchant storage merchant) {

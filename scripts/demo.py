@@ -181,7 +181,8 @@ def show_template(system: DeployedSystem, name: str, industry: str, say: Narrato
 
 
 def write_policy(desk: PlanDesk, merchant: str, name: str, say: Narrator) -> int:
-    """The insurer writes a one-year performance bond on ``merchant``; returns its id."""
+    """The insurer writes a one-year performance bond on ``merchant`` and the regulator
+    registers it; returns its id."""
     now = desk.client.latest_timestamp()
     policy_id, result = desk.client.write_policy(
         desk.insurer_key,
@@ -193,6 +194,8 @@ def write_policy(desk: PlanDesk, merchant: str, name: str, say: Narrator) -> int
     )
     say.step(result, f"insurer writes policy {policy_id} on {name}")
     say.detail(f"covers defaults up to {rmb(POLICY_COVERAGE_FEN)} for {POLICY_DAYS} days")
+    registered = desk.register_policy(policy_id)
+    say.step(registered, f"regulator registers policy {policy_id}: it now counts")
     return policy_id
 
 
@@ -311,9 +314,11 @@ def settle_default(
     claim = distributed.event("ClaimOpened").args
     say.step(distributed, "regulator distributes the set-off: its consumers first, then insurance")
     say.detail(
-        f"insurance claim {claim['claimId']} on policy {claim['policyId']}: "
-        f"loss {rmb(claim['loss'])}, covered {rmb(claim['covered'])}"
+        f"insurance claim {claim['claimId']}: loss {rmb(claim['loss'])}, "
+        f"covered {rmb(claim['covered'])}, as the cover stood when default was declared"
     )
+    for part in settled.named("ClaimCovered"):
+        say.detail(f"policy {part.args['policyId']} covers {rmb(part.args['amount'])}")
     return int(claim["claimId"])
 
 
@@ -332,12 +337,10 @@ def pay_refund(desk: PlanDesk, agreement_id: bytes, consumer: str, say: Narrator
 
 
 def pay_claim(desk: PlanDesk, claim_id: int, say: Narrator) -> None:
-    """The insurer pays what the claim covers and confirms it."""
+    """The insurer pays what the claim covers; the bank feed reports the payment."""
     covered = desk.client.get_claim(claim_id).covered
-    result = desk.client.confirm_claim_paid(
-        desk.insurer_key, claim_id, covered, desk.next_bank_reference()
-    )
-    say.step(result, f"insurer confirms claim {claim_id} paid: {rmb(covered)}")
+    result = desk.confirm_claim_paid(claim_id, covered)
+    say.step(result, f"bank feed confirms the insurer paid claim {claim_id}: {rmb(covered)}")
 
 
 def handle_complaint(

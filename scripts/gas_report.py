@@ -183,10 +183,10 @@ class GasBench:
             signer_keys=self.bank_signers,
         )
 
-    def write_policy(self) -> TxResult:
-        """The insurer writes a one-year bond on the merchant."""
+    def write_policy(self) -> tuple[int, TxResult]:
+        """The insurer writes a one-year bond on the merchant; returns its id and the result."""
         now = self.client.latest_timestamp()
-        _, result = self.client.write_policy(
+        return self.client.write_policy(
             self.desk.insurer_key,
             self.merchant,
             POLICY_COVERAGE_FEN,
@@ -194,7 +194,6 @@ class GasBench:
             now + 365 * SECONDS_PER_DAY,
             sha256("gas report policy"),
         )
-        return result
 
     def time_batch(self, agreement_id: bytes, count: int) -> tuple[TxResult, BatchTiming]:
         """Record ``count`` records in one batch, twice from the same state, timing each.
@@ -319,7 +318,10 @@ def measure_calls(bench: GasBench) -> tuple[list[Measurement], BatchTiming]:
         f"{signatures}; 1 RMB short: anomaly recorded, statement anchored, tier Low → High",
     )
 
-    bench.write_policy()
+    policy_id, written = bench.write_policy()
+    add("writePolicy", written, "one-year bond; pending until the regulator registers it")
+    registered = desk.register_policy(policy_id)
+    add("registerPolicy", registered, "the bond now covers the merchant (at most 8 at a time)")
     # The bank has paid the merchant its upfront share and releases, so custody cannot cover
     # the whole refund and the default opens an insurance claim.
     bench.pay_merchant(plan, "merchant before default")
@@ -345,6 +347,10 @@ def measure_calls(bench: GasBench) -> tuple[list[Measurement], BatchTiming]:
         f"the set-off pays first; the shortfall of {claim['loss'] // 100:,} RMB opens a claim "
         f"({claim['covered'] // 100:,} RMB covered)",
     )
+    claim_paid = desk.confirm_claim_paid(
+        int(claim["claimId"]), int(claim["covered"]), signer_keys=bench.bank_signers
+    )
+    add("confirmClaimPaid", claim_paid, f"{signatures}; the insurer paid the whole claim")
     return rows, timing
 
 

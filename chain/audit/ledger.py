@@ -11,7 +11,8 @@ ledger without reading contract storage, following the contract's arithmetic:
   What custody paid (``fromCustody``) is the frozen part plus the reclaimed entitlement;
   frozen money not refunded is released to the merchant; the reclaimed amount comes out of
   released first, then upfront; refunded grows by ``fromCustody``.
-- ``ClaimOpened``: the insured and the merchant-owed parts of a default's shortfall.
+- ``ClaimOpened``: the insured and the merchant-owed parts of a default's shortfall;
+  ``ClaimCovered``: the policies' parts of the insured part, which must add up to it.
 - ``PaymentInstructed`` / ``PaymentRejected`` / ``PaymentReturned``: the register of payments out
   of custody; a rejected or returned instruction is due again.
 - ``PayoutConfirmed``: what the bank paid to the merchant or the consumer.
@@ -306,6 +307,8 @@ class LedgerBook:
     instructions: dict[bytes, tuple[AgreementLedger, int, int]] = field(default_factory=dict)
     violations: list[LedgerViolation] = field(default_factory=list)
     event_counts: dict[str, int] = field(default_factory=dict)
+    # Insurance claims: id -> (agreement, the insured part its policy parts have not covered yet).
+    claims: dict[int, tuple[bytes, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         contracts = {self.book: "AgreementBook", self.insurance: "InsurancePool"}
@@ -323,6 +326,8 @@ class LedgerBook:
         first_log_index: int = 0,
     ) -> None:
         """Apply one transaction's logs, in order."""
+        opened_before = set(self.claims)
+        last: DecodedEvent | None = None
         for offset, (address, topics, data) in enumerate(logs):
             event = self.decoder.decode(
                 address,
@@ -334,6 +339,18 @@ class LedgerBook:
             )
             if event is not None:
                 self.apply(event)
+                last = event
+        # A claim's policy parts are emitted in the transaction that opened it.
+        for claim_id in set(self.claims) - opened_before:
+            agreement_id, left = self.claims[claim_id]
+            if left != 0 and last is not None:
+                self._violation(
+                    agreement_id,
+                    last,
+                    f"claim {claim_id}'s parts add up to its cover",
+                    "0",
+                    str(left),
+                )
 
     def apply(self, event: DecodedEvent) -> None:
         """Apply one decoded event."""
@@ -526,6 +543,20 @@ class LedgerBook:
             )
         agreement.insured_shortfall = covered
         agreement.merchant_owed = loss - covered
+        self.claims[int(event.args["claimId"])] = (agreement.agreement_id, covered)
+
+    def _on_ClaimCovered(self, event: DecodedEvent) -> None:  # noqa: N802
+        claim_id, amount = int(event.args["claimId"]), int(event.args["amount"])
+        agreement_id, left = self.claims.get(claim_id, (bytes(32), 0))
+        if amount > left:
+            self._violation(
+                agreement_id,
+                event,
+                f"claim {claim_id}'s parts within its cover",
+                str(left),
+                str(amount),
+            )
+        self.claims[claim_id] = (agreement_id, left - amount)
 
     def _on_AgreementClosed(self, event: DecodedEvent) -> None:  # noqa: N802
         agreement = self._known(event)

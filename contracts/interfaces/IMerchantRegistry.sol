@@ -181,7 +181,7 @@ interface IMerchantRegistry {
     function revoke(address merchant, bytes32 reasonHash) external;
 
     /// @notice Declares the merchant in default: its plans stop and become refundable.
-    /// @dev Emits {MerchantStatusChanged}. Requirements: the caller is a regulator; the merchant is
+    /// @dev Emits {MerchantStatusChanged}. Records the moment, see {defaultedAt}. Requirements: the caller is a regulator; the merchant is
     /// Approved, Suspended or Revoked.
     function declareDefault(address merchant, bytes32 reasonHash) external;
 
@@ -268,4 +268,8 @@ interface IMerchantRegistry {
 
     /// @notice The custody anomalies recorded for `merchant`.
     function custodyAnomalies(address merchant) external view returns (CustodyAnomalies memory);
+
+    /// @notice When `merchant` was declared in default (unix seconds), zero if it never was. The
+    /// insurance cover in force at this moment is what pays the merchant's consumers' shortfall.
+    function defaultedAt(address merchant) external view returns (uint64);
 }

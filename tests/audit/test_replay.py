@@ -359,3 +359,38 @@ def test_the_rebuild_settles_a_default_with_the_insurance_claim() -> None:
     )
     assert ledger.state_name() == "DEFAULTED"
     assert ledger.conserved() and book.violations == []
+
+
+def test_the_rebuild_reports_claim_parts_beyond_the_claims_cover() -> None:
+    book = LedgerBook(BOOK, INSURANCE)
+    _opened_and_funded(book, frozen=3_000, upfront=7_000)
+    book.apply(
+        _event(
+            "RefundGranted",
+            consumer=CONSUMER,
+            reason=3,
+            refund=10_000,
+            fromCustody=3_000,
+            shortfall=7_000,
+        )
+    )
+    book.apply(
+        _event(
+            "ClaimOpened",
+            claimId=1,
+            merchant=MERCHANT,
+            policyId=1,
+            consumer=CONSUMER,
+            loss=7_000,
+            covered=5_000,
+        )
+    )
+    book.apply(_event("ClaimCovered", claimId=1, policyId=1, amount=4_000))
+    assert book.violations == []
+    book.apply(_event("ClaimCovered", claimId=1, policyId=2, amount=2_000))
+    (beyond,) = book.violations
+    assert (beyond.check, beyond.expected, beyond.got) == (
+        "claim 1's parts within its cover",
+        "1000",
+        "2000",
+    )
