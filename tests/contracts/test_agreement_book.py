@@ -185,7 +185,7 @@ class TestOpenAgreement:
         assert agreement.next_sequence == 1
         assert (agreement.merchant, agreement.consumer) == (merchant.address, consumer.address)
         assert agreement.funded_at == 0
-        assert desk.client.get_ledger(agreement_id) == v.Ledger(*[0] * 12)
+        assert desk.client.get_ledger(agreement_id) == v.Ledger(*[0] * 15)
         assert desk.client.agreements_of(merchant.address) == [agreement_id]
         assert desk.client.agreement_count(merchant.address) == 1
 
@@ -492,13 +492,16 @@ class TestOpenAgreement:
 
 class TestConfirmFunding:
     def test_funding_freezes_custody_share_rounded_up_and_holds_the_upfront_rest(
-        self, desk, merchant, consumer
+        self, desk, merchant, consumer, backend
     ):
         # 7 lessons × 14,287 fen = 100,009 fen; 30 % is 30,002.7 → frozen 30,003, upfront 70,006.
         # The upfront share is the merchant's only once the consumer can no longer cool off.
         agreement_id, signed = open_plan(desk, merchant, consumer, units=7, unit_price=14_287)
         reference = desk.next_bank_reference()
-        result = desk.fund(agreement_id, 100_009, bank_reference=reference)
+        # The bank booked the payment an hour before it reported it.
+        paid_at = desk.client.latest_timestamp()
+        backend.advance_time(3_600)
+        result = desk.fund(agreement_id, 100_009, bank_reference=reference, paid_at=paid_at)
 
         funded = result.event("AgreementFunded").args
         assert bytes(funded["agreementId"]) == agreement_id
@@ -522,8 +525,10 @@ class TestConfirmFunding:
         assert agreement.state == m.AgreementState.ACTIVE
         assert agreement.custody_bps == 3000
         assert not agreement.upfront_released
+        # Funding time is the bank's booking time, not the block that took the report.
+        assert agreement.funded_at == paid_at
         block = desk.client.w3.eth.get_block(result.block_number)
-        assert agreement.funded_at == block["timestamp"]
+        assert block["timestamp"] >= paid_at + 3_600
         ledger = desk.client.get_ledger(agreement_id)
         assert (
             ledger.deposited,
@@ -568,13 +573,61 @@ class TestConfirmFunding:
         if reference is not None:
             assert not desk.client.is_bank_reference_used(reference)
 
-    def test_funding_with_wrong_amount_is_rejected(self, desk, merchant, consumer, reverts):
+    def _refused(self, desk, merchant, agreement_id, before, held, result, reference, amount, reason):
+        """A credit the plan cannot accept: recorded with its reason, held in custody and owed
+        back to the payer in full; the plan itself is unchanged."""
+        refused = result.event("CreditRefused").args
+        assert (
+            bytes(refused["agreementId"]),
+            bytes(refused["bankReference"]),
+            refused["amount"],
+            refused["reason"],
+        ) == (agreement_id, reference, amount, m.label(reason))
+        assert not result.named("AgreementFunded")
+        assert not result.named("FundsReleased")
+        deposited = result.event("CustodyDeposited").args
+        assert (deposited["merchant"], bytes(deposited["agreementId"]), deposited["amount"]) == (
+            merchant.address,
+            agreement_id,
+            amount,
+        )
+        [(agreement_before, ledger_before)] = before
+        assert desk.client.get_agreement(agreement_id) == agreement_before
+        ledger = desk.client.get_ledger(agreement_id)
+        assert ledger == replace(
+            ledger_before, credits_refused=ledger_before.credits_refused + amount
+        )
+        assert ledger.is_conserved()
+        assert ledger.uninstructed_to_consumer() == ledger_before.uninstructed_to_consumer() + amount
+        assert desk.client.custody_held(merchant.address) == held + amount
+        assert desk.client.is_bank_reference_used(reference)
+        digest = bytes(result.event("ReportAccepted").args["digest"])
+        assert desk.client.lookup_evidence(digest).kind == m.EvidenceKind.CREDIT_REFUSED
+
+    def test_funding_with_wrong_amount_is_recorded_and_owed_back(self, desk, merchant, consumer):
         agreement_id, _ = open_plan(desk, merchant, consumer)
         before = snapshot(desk, agreement_id)
+        held = desk.client.custody_held(merchant.address)
         reference = desk.next_bank_reference()
-        with reverts("AgreementBookFundingMismatch", agreement_id, 100_000, 99_999):
-            desk.fund(agreement_id, 99_999, bank_reference=reference)
-        self._unfunded(desk, agreement_id, before, reference)
+        result = desk.fund(agreement_id, 99_999, bank_reference=reference)
+        self._refused(
+            desk, merchant, agreement_id, before, held, result, reference, 99_999, "amount"
+        )
+        assert desk.client.get_agreement(agreement_id).state == m.AgreementState.SIGNED
+        # The payer gets the 99,999 back through a registered instruction ...
+        desk.confirm_payout(agreement_id, m.Payee.CONSUMER, 99_999)
+        assert desk.client.custody_held(merchant.address) == held
+        assert desk.client.get_ledger(agreement_id).unpaid_to_consumer() == 0
+        # ... and the plan still takes the right payment.
+        desk.fund(agreement_id, 100_000)
+        ledger = desk.client.get_ledger(agreement_id)
+        assert (ledger.deposited, ledger.credits_refused, ledger.paid_to_consumer) == (
+            100_000,
+            99_999,
+            99_999,
+        )
+        assert desk.client.get_agreement(agreement_id).state == m.AgreementState.ACTIVE
+        assert ledger.is_conserved()
 
     def test_funding_with_a_used_bank_reference_is_rejected(
         self, desk, merchant, consumer, other_consumer, reverts
@@ -647,12 +700,24 @@ class TestConfirmFunding:
         self._unfunded(desk, agreement_id, before, reference)
         assert desk.client.last_sequence(m.FEED_BANK, agreement_id) == 0
 
-    def test_funding_twice_is_rejected(self, desk, merchant, consumer, reverts):
+    def test_funding_twice_is_recorded_and_owed_back(self, desk, merchant, consumer):
         agreement_id, _ = funded_plan(desk, merchant, consumer)
         before = snapshot(desk, agreement_id)
-        with reverts("AgreementBookInvalidState", agreement_id, m.AgreementState.ACTIVE):
-            desk.fund(agreement_id, 100_000)
-        assert snapshot(desk, agreement_id) == before
+        held = desk.client.custody_held(merchant.address)
+        assert held == 100_000
+        reference = desk.next_bank_reference()
+        result = desk.fund(agreement_id, 100_000, bank_reference=reference)
+        self._refused(
+            desk, merchant, agreement_id, before, held, result, reference, 100_000, "state"
+        )
+        ledger = desk.client.get_ledger(agreement_id)
+        assert (ledger.deposited, ledger.frozen, ledger.upfront, ledger.credits_refused) == (
+            100_000,
+            30_000,
+            70_000,
+            100_000,
+        )
+        assert desk.client.get_agreement(agreement_id).state == m.AgreementState.ACTIVE
 
     def test_funding_from_a_non_oracle_is_rejected(self, desk, merchant, consumer, reverts):
         agreement_id, _ = open_plan(desk, merchant, consumer)
@@ -676,31 +741,41 @@ class TestConfirmFunding:
         with reverts("AgreementBookUnknownAgreement", unknown):
             desk.fund(unknown, 100_000)
 
-    def test_funding_after_merchant_was_suspended_is_rejected(
-        self, desk, merchant, consumer, reverts
+    def test_funding_after_merchant_was_suspended_is_recorded_and_owed_back(
+        self, desk, merchant, consumer
     ):
         agreement_id, _ = open_plan(desk, merchant, consumer)
         desk.client.suspend_merchant(desk.regulator_key, merchant.address)
         before = snapshot(desk, agreement_id)
-        with reverts("AgreementBookMerchantCannotSell", merchant.address.lower()):
-            desk.fund(agreement_id, 100_000)
-        self._unfunded(desk, agreement_id, before)
+        held = desk.client.custody_held(merchant.address)
+        reference = desk.next_bank_reference()
+        result = desk.fund(agreement_id, 100_000, bank_reference=reference)
+        self._refused(
+            desk, merchant, agreement_id, before, held, result, reference, 100_000, "merchant"
+        )
+        assert desk.client.get_agreement(agreement_id).state == m.AgreementState.SIGNED
 
-    def test_funding_after_the_plan_expired_is_rejected(
-        self, desk, merchant, consumer, backend, reverts
+    def test_funding_after_the_plan_expired_is_recorded_and_owed_back(
+        self, desk, merchant, consumer, backend
     ):
         agreement_id, signed = open_plan(desk, merchant, consumer, term_days=30)
         backend.advance_time(31 * DAY)
         before = snapshot(desk, agreement_id)
+        held = desk.client.custody_held(merchant.address)
         reference = desk.next_bank_reference()
-        with reverts("AgreementBookExpired", agreement_id, signed.terms.expiry):
-            desk.fund(agreement_id, 100_000, bank_reference=reference)
-        self._unfunded(desk, agreement_id, before, reference)
-        assert desk.client.last_sequence(m.FEED_BANK, agreement_id) == 0
-        # The late payment never entered the book; the plan can only be expired, without money.
-        desk.client.expire(desk.operator_key, agreement_id)
+        result = desk.fund(agreement_id, 100_000, bank_reference=reference)
+        self._refused(
+            desk, merchant, agreement_id, before, held, result, reference, 100_000, "expired"
+        )
+        assert desk.client.last_sequence(m.FEED_BANK, agreement_id) == 1
+        # The late payment never funded the plan; it can only be expired, without a refund, and
+        # the refused credit is still owed back to the payer.
+        result = desk.client.expire(desk.operator_key, agreement_id)
+        assert not result.named("RefundGranted")
         assert desk.client.get_agreement(agreement_id).state == m.AgreementState.EXPIRED
-        assert desk.client.get_ledger(agreement_id) == v.Ledger(*[0] * 12)
+        assert desk.client.get_ledger(agreement_id) == v.Ledger(*[0] * 12, 100_000, 0, 0)
+        desk.confirm_payout(agreement_id, m.Payee.CONSUMER, 100_000)
+        assert desk.client.custody_held(merchant.address) == held
 
 
 # ================================================================ consumption
@@ -1651,7 +1726,7 @@ class TestExpiry:
         assert result.event("AgreementClosed").args["state"] == m.AgreementState.EXPIRED
         assert not result.named("RefundGranted")
         assert desk.client.get_agreement(agreement_id).state == m.AgreementState.EXPIRED
-        assert desk.client.get_ledger(agreement_id) == v.Ledger(*[0] * 12)
+        assert desk.client.get_ledger(agreement_id) == v.Ledger(*[0] * 15)
 
     def test_expiring_a_funded_plan_refunds_unused_value_by_the_formula(
         self, desk, merchant, consumer, backend
@@ -1959,7 +2034,7 @@ class TestDefault:
         desk.client.declare_default(desk.regulator_key, merchant.address)
         desk.client.settle_default(desk.regulator_key, [agreement_id])
         assert desk.client.get_agreement(agreement_id).state == m.AgreementState.DEFAULTED
-        assert desk.client.get_ledger(agreement_id) == v.Ledger(*[0] * 12)
+        assert desk.client.get_ledger(agreement_id) == v.Ledger(*[0] * 15)
         assert desk.client.claim_of_agreement(agreement_id) == 0
 
     def test_settling_plans_of_a_merchant_not_in_default_is_rejected(
