@@ -1840,7 +1840,13 @@ class TestDefault:
             desk.confirm_payout(agreement_id, m.Payee.MERCHANT, paid_out)
         return agreement_id
 
-    def test_default_refunds_from_custody_and_claims_shortfall_from_insurance(
+    def _distribute(self, desk, merchant, agreement_ids, key=None):
+        """Second step of a default: the set-off pool, then insurance, for these plans."""
+        return desk.client.distribute_set_off(
+            key or desk.regulator_key, merchant.address, list(agreement_ids)
+        )
+
+    def test_default_refunds_from_custody_then_distribution_claims_shortfall_from_insurance(
         self, desk, merchant, consumer
     ):
         policy_id = desk.write_policy(merchant.address, 100_000)
@@ -1856,8 +1862,42 @@ class TestDefault:
             56_000,
         )
         assert result.event("AgreementClosed").args["state"] == m.AgreementState.DEFAULTED
+        # Step one settles from the plan's own custody only: the shortfall is provisionally the
+        # merchant's, no claim yet, and nothing was left to set aside (all 76,000 was paid out).
+        assert not result.named("ClaimOpened")
+        assert not result.named("SetOffSwept")
+        assert desk.client.claim_of_agreement(agreement_id) == 0
+        ledger = desk.client.get_ledger(agreement_id)
+        assert (ledger.refunded, ledger.insured_shortfall, ledger.merchant_owed) == (
+            24_000,
+            0,
+            56_000,
+        )
+        assert desk.client.set_off_of(merchant.address) == (0, 1, 0)
 
-        claim = desk.client.get_claim(desk.client.claim_of_agreement(agreement_id))
+        # Step two: the pool is empty, so insurance covers the whole 56,000.
+        result = self._distribute(desk, merchant, [agreement_id])
+        assert not result.named("SetOffApplied")
+        claim_id = desk.client.claim_of_agreement(agreement_id)
+        opened = result.event("ClaimOpened").args
+        assert (
+            opened["claimId"],
+            bytes(opened["agreementId"]),
+            opened["merchant"],
+            opened["policyId"],
+            opened["consumer"],
+            opened["loss"],
+            opened["covered"],
+        ) == (claim_id, agreement_id, merchant.address, policy_id, consumer.address, 56_000, 56_000)
+        covered = result.event("ClaimCovered").args
+        assert (covered["claimId"], covered["policyId"], covered["amount"]) == (
+            claim_id,
+            policy_id,
+            56_000,
+        )
+        assert desk.client.set_off_of(merchant.address) == (0, 1, 1)
+
+        claim = desk.client.get_claim(claim_id)
         assert claim.policy_id == policy_id
         assert claim.status == m.ClaimStatus.OPEN
         assert (claim.agreement_id, claim.merchant, claim.consumer) == (
@@ -1872,13 +1912,19 @@ class TestDefault:
         assert (
             ledger.refund_due,
             ledger.refunded,
+            ledger.set_off_covered,
             ledger.insured_shortfall,
             ledger.merchant_owed,
         ) == (
             80_000,
             24_000,
+            0,
             56_000,
             0,
+        )
+        # refundDue = refunded + setOffCovered + insuredShortfall + merchantOwed.
+        assert ledger.refund_due == (
+            ledger.refunded + ledger.set_off_covered + ledger.insured_shortfall + ledger.merchant_owed
         )
         assert desk.client.get_agreement(agreement_id).state == m.AgreementState.DEFAULTED
         assert ledger.is_conserved()
@@ -1893,6 +1939,7 @@ class TestDefault:
         second = self._plan_with_shortfall(desk, merchant, other_consumer)
         desk.client.declare_default(desk.regulator_key, merchant.address)
         desk.client.settle_default(desk.operator_key, [first, second])
+        self._distribute(desk, merchant, [first, second], key=desk.operator_key)
 
         claims = [desk.client.get_claim(desk.client.claim_of_agreement(i)) for i in (first, second)]
         assert [(c.loss, c.covered, c.status) for c in claims] == [
@@ -1908,6 +1955,7 @@ class TestDefault:
         agreement_id = self._plan_with_shortfall(desk, merchant, consumer)
         desk.client.declare_default(desk.regulator_key, merchant.address)
         desk.client.settle_default(desk.regulator_key, [agreement_id])
+        self._distribute(desk, merchant, [agreement_id])
         claim = desk.client.get_claim(desk.client.claim_of_agreement(agreement_id))
         assert (claim.loss, claim.covered) == (56_000, 20_000)
         ledger = desk.client.get_ledger(agreement_id)
@@ -1918,6 +1966,7 @@ class TestDefault:
         agreement_id = self._plan_with_shortfall(desk, merchant, consumer)
         desk.client.declare_default(desk.regulator_key, merchant.address)
         desk.client.settle_default(desk.regulator_key, [agreement_id])
+        self._distribute(desk, merchant, [agreement_id])
         claim = desk.client.get_claim(desk.client.claim_of_agreement(agreement_id))
         assert claim.status == m.ClaimStatus.UNCOVERED
         assert (claim.policy_id, claim.loss, claim.covered) == (0, 56_000, 0)
@@ -1983,6 +2032,10 @@ class TestDefault:
             30_000,
         )
         assert result.event("EntitlementReclaimed").args["amount"] == 26_000
+        # Everything the merchant keeps (50,000) was paid out: nothing to set aside.
+        assert not result.named("SetOffSwept")
+        result = self._distribute(desk, merchant, [agreement_id])
+        assert result.event("ClaimOpened").args["loss"] == 30_000
         claim = desk.client.get_claim(desk.client.claim_of_agreement(agreement_id))
         assert (claim.policy_id, claim.loss, claim.covered) == (policy_id, 30_000, 30_000)
         ledger = desk.client.get_ledger(agreement_id)
@@ -2019,10 +2072,11 @@ class TestDefault:
             desk.client.expire(desk.operator_key, unused)
         assert snapshot(desk, used, unused) == before
 
-        # settleDefault still closes both, claiming what custody cannot cover:
+        # settleDefault and distributeSetOff still close both, claiming what custody cannot cover:
         # used 80,000 − 24,000 = 56,000; unused 100,000 − 30,000 = 70,000 (cover 100,000 left
         # 44,000 for it, the other 26,000 is owed by the merchant).
         desk.client.settle_default(desk.regulator_key, [used, unused])
+        self._distribute(desk, merchant, [used, unused])
         claims = [desk.client.get_claim(desk.client.claim_of_agreement(i)) for i in (used, unused)]
         assert [(c.loss, c.covered) for c in claims] == [(56_000, 56_000), (70_000, 44_000)]
         for agreement_id in (used, unused):
@@ -2032,10 +2086,15 @@ class TestDefault:
     def test_default_settlement_closes_unfunded_plans_without_money(self, desk, merchant, consumer):
         agreement_id, _ = open_plan(desk, merchant, consumer)
         desk.client.declare_default(desk.regulator_key, merchant.address)
-        desk.client.settle_default(desk.regulator_key, [agreement_id])
+        result = desk.client.settle_default(desk.regulator_key, [agreement_id])
+        assert not result.named("SetOffSwept")
         assert desk.client.get_agreement(agreement_id).state == m.AgreementState.DEFAULTED
+        assert desk.client.set_off_of(merchant.address) == (0, 1, 0)
+        result = self._distribute(desk, merchant, [agreement_id])
+        assert result.events == ()
         assert desk.client.get_ledger(agreement_id) == v.Ledger(*[0] * 15)
         assert desk.client.claim_of_agreement(agreement_id) == 0
+        assert desk.client.set_off_of(merchant.address) == (0, 1, 1)
 
     def test_settling_plans_of_a_merchant_not_in_default_is_rejected(
         self, desk, merchant, consumer, reverts
@@ -2070,15 +2129,46 @@ class TestDefault:
         assert desk.client.claim_of_agreement(agreement_id) == claim_id
         assert_conserved(desk, agreement_id)
 
-    def test_settlement_skips_plans_already_closed(self, desk, merchant, consumer, other_consumer):
+    def test_settlement_leaves_closed_plans_closed_but_sets_their_unpaid_entitlement_off(
+        self, desk, merchant, consumer, other_consumer
+    ):
+        # The completed plan (paid 100: upfront 70 + released 30) owes its merchant 100 the bank
+        # never paid; in default that 100 is set aside for the merchant's consumers and pays
+        # 100 of the active plan's 56,000 shortfall before any insurer (no policy here).
         completed, _ = funded_plan(desk, merchant, consumer, units=1, unit_price=100)
         desk.consume(desk.sign_record(completed, 1, merchant.key, consumer.key))
         active = self._plan_with_shortfall(desk, merchant, other_consumer)
         desk.client.declare_default(desk.regulator_key, merchant.address)
-        before = snapshot(desk, completed)
-        desk.client.settle_default(desk.regulator_key, [completed, active])
-        assert snapshot(desk, completed) == before
+        [(agreement_before, ledger_before)] = snapshot(desk, completed)
+        result = desk.client.settle_default(desk.regulator_key, [completed, active])
+        # The closed plan is not settled again: no refund, same agreement ...
+        assert [bytes(e.args["agreementId"]) for e in result.named("RefundGranted")] == [active]
+        assert desk.client.get_agreement(completed) == agreement_before
+        assert agreement_before.state == m.AgreementState.COMPLETED
+        # ... but its merchant's unpaid entitlement is swept into the set-off pool.
+        swept = result.event("SetOffSwept").args
+        assert (bytes(swept["agreementId"]), swept["merchant"], swept["amount"]) == (
+            completed,
+            merchant.address,
+            100,
+        )
+        assert desk.client.get_ledger(completed) == replace(ledger_before, set_off_given=100)
+        assert desk.client.set_off_of(merchant.address) == (100, 2, 0)
         assert desk.client.get_agreement(active).state == m.AgreementState.DEFAULTED
+
+        result = self._distribute(desk, merchant, [completed, active])
+        applied = result.event("SetOffApplied").args
+        assert (bytes(applied["agreementId"]), applied["amount"]) == (active, 100)
+        ledger = desk.client.get_ledger(active)
+        assert (ledger.set_off_covered, ledger.insured_shortfall, ledger.merchant_owed) == (
+            100,
+            0,
+            55_900,
+        )
+        claim = desk.client.get_claim(desk.client.claim_of_agreement(active))
+        assert (claim.loss, claim.covered) == (55_900, 0)
+        assert desk.client.claim_of_agreement(completed) == 0
+        assert desk.client.set_off_of(merchant.address) == (0, 2, 2)
         assert_conserved(desk, completed, active)
 
 
@@ -2189,11 +2279,6 @@ class TestConfirmPayout:
         assert snapshot(desk, agreement_id) == before
         assert desk.client.get_instruction(instruction_id).state == m.InstructionState.INSTRUCTED
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="CustodyDesk keeps its own used-reference set: a payout may quote a bank reference "
-        "the book already accepted for a funding (before the split one set covered both)",
-    )
     def test_payout_quoting_a_funding_bank_reference_is_rejected(
         self, desk, merchant, consumer, reverts
     ):
@@ -2211,7 +2296,9 @@ class TestConfirmPayout:
                 bank_reference=funding_reference,
                 instruction_id=instruction_id,
             )
+        # One register of bank references for credits and payouts alike: the custody desk's.
         assert snapshot(desk, agreement_id) == before
+        assert desk.client.get_instruction(instruction_id).state == m.InstructionState.INSTRUCTED
 
     def test_payout_from_a_non_oracle_is_rejected(self, desk, merchant, consumer, reverts):
         agreement_id = self._consumed_plan(desk, merchant, consumer)
