@@ -573,7 +573,9 @@ class TestConfirmFunding:
         if reference is not None:
             assert not desk.client.is_bank_reference_used(reference)
 
-    def _refused(self, desk, merchant, agreement_id, before, held, result, reference, amount, reason):
+    def _refused(
+        self, desk, merchant, agreement_id, before, held, result, reference, amount, reason
+    ):
         """A credit the plan cannot accept: recorded with its reason, held in custody and owed
         back to the payer in full; the plan itself is unchanged."""
         refused = result.event("CreditRefused").args
@@ -598,7 +600,9 @@ class TestConfirmFunding:
             ledger_before, credits_refused=ledger_before.credits_refused + amount
         )
         assert ledger.is_conserved()
-        assert ledger.uninstructed_to_consumer() == ledger_before.uninstructed_to_consumer() + amount
+        assert (
+            ledger.uninstructed_to_consumer() == ledger_before.uninstructed_to_consumer() + amount
+        )
         assert desk.client.custody_held(merchant.address) == held + amount
         assert desk.client.is_bank_reference_used(reference)
         digest = bytes(result.event("ReportAccepted").args["digest"])
@@ -1924,7 +1928,10 @@ class TestDefault:
         )
         # refundDue = refunded + setOffCovered + insuredShortfall + merchantOwed.
         assert ledger.refund_due == (
-            ledger.refunded + ledger.set_off_covered + ledger.insured_shortfall + ledger.merchant_owed
+            ledger.refunded
+            + ledger.set_off_covered
+            + ledger.insured_shortfall
+            + ledger.merchant_owed
         )
         assert desk.client.get_agreement(agreement_id).state == m.AgreementState.DEFAULTED
         assert ledger.is_conserved()
@@ -1996,9 +2003,15 @@ class TestDefault:
             0,
         )
         assert result.event("EntitlementReclaimed").args["amount"] == 56_000
+        # The 20,000 of upfront the refund left the merchant is set aside for its consumers.
+        assert result.event("SetOffSwept").args["amount"] == 20_000
+        result = self._distribute(desk, merchant, [agreement_id])
+        assert not result.named("SetOffApplied")
         assert not result.named("ClaimOpened")
         assert desk.client.claim_of_agreement(agreement_id) == 0
         assert desk.client.get_policy(policy_id).reserved == 0
+        # Nobody is short, so the pool keeps it (the merchant comes last).
+        assert desk.client.set_off_of(merchant.address) == (20_000, 1, 1)
         ledger = desk.client.get_ledger(agreement_id)
         assert (
             ledger.refunded,
@@ -2006,11 +2019,15 @@ class TestDefault:
             ledger.upfront,
             ledger.insured_shortfall,
             ledger.merchant_owed,
+            ledger.set_off_given,
+            ledger.set_off_covered,
         ) == (
             80_000,  # 24,000 + 56,000
             0,  # 6,000 − 6,000
             20_000,  # 70,000 − 50,000
             0,
+            0,
+            20_000,
             0,
         )
         assert ledger.is_conserved()
@@ -2096,6 +2113,26 @@ class TestDefault:
         assert desk.client.claim_of_agreement(agreement_id) == 0
         assert desk.client.set_off_of(merchant.address) == (0, 1, 1)
 
+    def test_distribution_waits_until_every_plan_of_the_merchant_is_settled(
+        self, desk, merchant, consumer, other_consumer, reverts
+    ):
+        desk.write_policy(merchant.address, 100_000)
+        short = self._plan_with_shortfall(desk, merchant, consumer)
+        unfunded, _ = open_plan(desk, merchant, other_consumer)
+        desk.client.declare_default(desk.regulator_key, merchant.address)
+        desk.client.settle_default(desk.regulator_key, [short])
+        before = snapshot(desk, short, unfunded)
+        with reverts("AgreementBookSetOffNotReady", merchant.address.lower(), 1, 2):
+            self._distribute(desk, merchant, [short])
+        assert snapshot(desk, short, unfunded) == before
+        assert desk.client.claim_of_agreement(short) == 0
+        # The desk settles the last plan and then distributes every plan of the merchant.
+        results = desk.settle_default(merchant.address, [unfunded])
+        assert len(results) == 2
+        assert results[1].event("ClaimOpened").args["loss"] == 56_000
+        assert desk.client.set_off_of(merchant.address) == (0, 2, 2)
+        assert desk.client.get_ledger(short).insured_shortfall == 56_000
+
     def test_settling_plans_of_a_merchant_not_in_default_is_rejected(
         self, desk, merchant, consumer, reverts
     ):
@@ -2116,17 +2153,27 @@ class TestDefault:
             desk.client.settle_default(stranger.key.hex(), [agreement_id])
         assert snapshot(desk, agreement_id) == before
 
-    def test_settling_twice_changes_nothing(self, desk, merchant, consumer):
+    def test_settling_twice_changes_nothing(self, desk, merchant, consumer, reverts):
         desk.write_policy(merchant.address, 100_000)
         agreement_id = self._plan_with_shortfall(desk, merchant, consumer)
         desk.client.declare_default(desk.regulator_key, merchant.address)
         desk.client.settle_default(desk.regulator_key, [agreement_id])
         before = snapshot(desk, agreement_id)
-        claim_id = desk.client.claim_of_agreement(agreement_id)
         result = desk.client.settle_default(desk.regulator_key, [agreement_id])
         assert result.events == ()
         assert snapshot(desk, agreement_id) == before
+        assert desk.client.set_off_of(merchant.address) == (0, 1, 0)
+        # Distributed once: a second distribution is refused and opens no second claim.
+        self._distribute(desk, merchant, [agreement_id])
+        before = snapshot(desk, agreement_id)
+        claim_id = desk.client.claim_of_agreement(agreement_id)
+        assert claim_id != 0
+        with reverts("AgreementBookNotAwaitingSetOff", agreement_id):
+            self._distribute(desk, merchant, [agreement_id])
+        assert desk.client.settle_default(desk.regulator_key, [agreement_id]).events == ()
+        assert snapshot(desk, agreement_id) == before
         assert desk.client.claim_of_agreement(agreement_id) == claim_id
+        assert desk.client.set_off_of(merchant.address) == (0, 1, 1)
         assert_conserved(desk, agreement_id)
 
     def test_settlement_leaves_closed_plans_closed_but_sets_their_unpaid_entitlement_off(
