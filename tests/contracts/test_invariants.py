@@ -182,9 +182,10 @@ class PolicyModel:
 
 @dataclass
 class ClaimModel:
-    policy_id: int
+    policy_id: int  # the first part's policy, 0 if nothing covered
     loss: int
     covered: int
+    parts: list[tuple[int, int]] = field(default_factory=list)  # (policy id, amount)
 
 
 @dataclass
@@ -688,14 +689,23 @@ class AgreementBookMachine(RuleBasedStateMachine):
         plan.accepted_records.append(signed)
 
     def _open_claim(self, plan: PlanModel, loss: int, now: int) -> ClaimModel:
-        """The merchant's first policy in force with cover left covers what it can."""
+        """The merchant's registered policies in force when default was declared cover the loss,
+        in registration order, each with the cover it has left."""
+        defaulted_at = self.client.defaulted_at(plan.merchant.address)
+        parts: list[tuple[int, int]] = []
+        left = loss
         for policy_id in plan.merchant.policy_ids:
             policy = self.policies[policy_id]
-            if policy.start <= now <= policy.end and policy.reserved < policy.coverage_limit:
-                covered = min(loss, policy.coverage_limit - policy.reserved)
-                policy.reserved += covered
-                return ClaimModel(policy_id, loss, covered)
-        return ClaimModel(0, loss, 0)
+            if left == 0:
+                break
+            in_force = policy.start <= defaulted_at <= policy.end
+            if in_force and policy.reserved < policy.coverage_limit:
+                amount = min(left, policy.coverage_limit - policy.reserved)
+                policy.reserved += amount
+                left -= amount
+                parts.append((policy_id, amount))
+        first = parts[0][0] if parts else 0
+        return ClaimModel(first, loss, loss - left, parts)
 
     def _settle(self, plan: PlanModel, refund: int, state: State) -> None:
         """The frozen share pays the refund first, then the merchant's entitlement no instruction
@@ -1668,6 +1678,8 @@ class AgreementBookMachine(RuleBasedStateMachine):
                     got = (claim.policy_id, claim.loss, claim.covered)
                     want = (plan.claim.policy_id, plan.claim.loss, plan.claim.covered)
                     assert got == want, f"{name}: claim {claim} != model {plan.claim}"
+                    parts = [(p.policy_id, p.amount) for p in self.client.claim_parts(claim_id)]
+                    assert parts == plan.claim.parts, f"{name}: parts {parts} != {plan.claim}"
                     assert claim.covered == ledger.insured_shortfall, f"{name}: {claim} {ledger}"
                     status = m.ClaimStatus.OPEN if claim.covered else m.ClaimStatus.UNCOVERED
                     assert claim.status == status, f"{name}: {claim}"
@@ -1708,9 +1720,11 @@ class AgreementBookMachine(RuleBasedStateMachine):
             for policy_id in merchant.policy_ids:
                 written = self.client.get_policy(policy_id)
                 covered = sum(
-                    plan.claim.covered
+                    amount
                     for plan in self.plans
-                    if plan.claim is not None and plan.claim.policy_id == policy_id
+                    if plan.claim is not None
+                    for part_policy, amount in plan.claim.parts
+                    if part_policy == policy_id
                 )
                 assert written.reserved == self.policies[policy_id].reserved == covered, (
                     f"policy {policy_id}: reserved {written.reserved}, model"
