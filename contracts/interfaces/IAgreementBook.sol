@@ -200,8 +200,6 @@ interface IAgreementBook {
     error AgreementBookInvalidState(bytes32 agreementId, AgreementState state);
     /// @notice The report's feed, subject or payload hash does not match its payload.
     error AgreementBookReportMismatch(bytes32 expectedPayloadHash, bytes32 gotPayloadHash);
-    /// @notice The deposit does not equal the agreed payment.
-    error AgreementBookFundingMismatch(bytes32 agreementId, uint128 expected, uint128 got);
     /// @notice The bank reference was already reported.
     error AgreementBookDuplicateBankReference(bytes32 bankReference);
     /// @notice Records must come in strict sequence.
@@ -228,8 +226,6 @@ interface IAgreementBook {
     error AgreementBookPaidAfterReport(bytes32 agreementId, uint64 paidAt, uint64 issuedAt);
     /// @notice The consumer's signed request passed its deadline.
     error AgreementBookRequestExpired(uint64 deadline, uint64 nowTime);
-    /// @notice The agreement expired at `expiry`, before the bank reported its payment.
-    error AgreementBookExpired(bytes32 agreementId, uint64 expiry);
     /// @notice The agreement has not expired yet.
     error AgreementBookNotExpired(bytes32 agreementId, uint64 expiry);
     /// @notice The set-off of a defaulted merchant is distributed only once every one of its

@@ -78,9 +78,8 @@ def funded_plan(desk, merchant, consumer, **kwargs) -> tuple[bytes, SignedAgreem
 def funding_report(desk, agreement_id: bytes, amount: int = 100_000, **report_options: Any):
     """A bank funding payload and its report, signed by the bank feed's signers unless told."""
     signer_keys = report_options.pop("signer_keys", desk.bank_signers)
-    funding = m.FundingReport(
-        agreement_id, amount, desk.next_bank_reference(), desk.client.latest_timestamp()
-    )
+    paid_at = report_options.pop("paid_at", desk.client.latest_timestamp())
+    funding = m.FundingReport(agreement_id, amount, desk.next_bank_reference(), paid_at)
     report, signatures = desk.client.make_report(
         m.FEED_BANK, agreement_id, funding, signer_keys, **report_options
     )
@@ -364,7 +363,9 @@ def test_report_with_signatures_out_of_order_is_rejected(desk, merchant, consume
 def test_stale_report_is_rejected(desk, merchant, consumer, reverts):
     agreement_id, _ = open_plan(desk, merchant, consumer)
     issued_at = desk.client.latest_timestamp() - MAX_REPORT_AGE - 120
-    funding, report, signatures = funding_report(desk, agreement_id, issued_at=issued_at)
+    funding, report, signatures = funding_report(
+        desk, agreement_id, issued_at=issued_at, paid_at=issued_at
+    )
     before = snapshot(desk, agreement_id)
     with reverts("OracleHubStaleReport") as caught:
         desk.client.confirm_funding(desk.bank_oracle_key, funding, report, signatures)
@@ -560,11 +561,6 @@ def test_members_without_the_right_role_are_refused(
 # ================================================================ bank references
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="funding references are kept by AgreementBook, payout references by CustodyDesk: "
-    "neither refuses a reference the other accepted",
-)
 def test_bank_reference_counts_once_across_fundings_and_payouts(
     desk, merchant, consumer, other_consumer, reverts
 ):
@@ -653,7 +649,7 @@ def test_terminating_a_defaulted_merchants_plan_does_not_bypass_insurance(
         desk.terminate(agreement_id, consumer.key)
     assert snapshot(desk, agreement_id) == before
 
-    desk.client.settle_default(desk.regulator_key, [agreement_id])
+    desk.settle_default(merchant.address, [agreement_id])
     # Refund 80,000: 24,000 from custody, 80,000 − 24,000 = 56,000 from the policy.
     claim = desk.client.get_claim(desk.client.claim_of_agreement(agreement_id))
     assert (claim.loss, claim.covered, claim.consumer) == (56_000, 56_000, consumer.address)
