@@ -441,8 +441,9 @@ class PlanDesk:
         The regulator does both steps; the distribution covers every plan of the merchant.
         """
         results = [self.client.settle_default(self.regulator_key, list(agreement_ids))]
-        _, settled, _ = self.client.set_off_of(merchant)
-        if settled == self.client.agreement_count(merchant):
+        _, settled, distributed = self.client.set_off_of(merchant)
+        # This helper distributes every plan at once, the first time all are settled.
+        if settled == self.client.agreement_count(merchant) and distributed == 0:
             every_plan = self.client.agreements_of(merchant)
             results.append(self.client.distribute_set_off(self.regulator_key, merchant, every_plan))
         return results
