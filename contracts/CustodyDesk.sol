@@ -166,8 +166,9 @@ contract CustodyDesk is ICustodyDesk {
         if (businessDay <= account.lastReconciledDay) {
             revert CustodyDeskAlreadyReconciled(merchant, account.lastReconciledDay, businessDay);
         }
-        uint64 reportDay = report.issuedAt / 1 days;
-        if (businessDay > reportDay) revert CustodyDeskBusinessDayInFuture(merchant, businessDay, reportDay);
+        // A bank's business day starts at most 14 hours before the UTC day does (UTC+14).
+        uint64 latestDay = (report.issuedAt + 14 hours) / 1 days;
+        if (businessDay > latestDay) revert CustodyDeskBusinessDayInFuture(merchant, businessDay, latestDay);
         _consumeBankReport(
             report, signatures, bytes32(uint256(uint160(merchant))), keccak256(abi.encode(reconciliation))
         );

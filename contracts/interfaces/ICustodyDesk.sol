@@ -107,9 +107,10 @@ interface ICustodyDesk {
     /// @notice The merchant's custody was already reconciled for `lastReconciledDay`, which is not
     /// before `businessDay`: statements are reconciled once each, in date order.
     error CustodyDeskAlreadyReconciled(address merchant, uint64 lastReconciledDay, uint64 businessDay);
-    /// @notice A statement cannot be of a day after its report was issued (`reportDay`, days
-    /// since 1970-01-01): a far-future day would block every later reconciliation.
-    error CustodyDeskBusinessDayInFuture(address merchant, uint64 businessDay, uint64 reportDay);
+    /// @notice A statement cannot be of a day that had not begun anywhere when its report was
+    /// issued (`latestDay`, days since 1970-01-01, allowing a bank at UTC+14): a far-future day
+    /// would block every later reconciliation.
+    error CustodyDeskBusinessDayInFuture(address merchant, uint64 businessDay, uint64 latestDay);
 
     /// @notice Emitted when a consumer's payment was confirmed into a merchant's custody account.
     event CustodyDeposited(address indexed merchant, bytes32 indexed agreementId, uint128 amount);
@@ -207,7 +208,7 @@ interface ICustodyDesk {
     /// - The merchant is known to the merchant registry; the statement hash is not zero.
     /// - `businessDay` is after the last day reconciled for the merchant (each statement once, in
     ///   date order: the desk's balance is today's and can only be compared with the latest),
-    ///   and not after the day the report was issued.
+    ///   and not after the day the report was issued (in the bank's time zone, at most UTC+14).
     function reconcileCustody(
         CustodyReconciliation calldata reconciliation,
         IOracleHub.Report calldata report,

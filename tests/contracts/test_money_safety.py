@@ -156,9 +156,10 @@ def test_a_defaulted_merchant_is_paid_nothing_more(
 def test_a_statement_dated_after_its_report_is_refused_and_blocks_nothing(
     desk: PlanDesk, merchant: Any, reverts: Callable[..., Any]
 ) -> None:
-    today = desk.client.latest_timestamp() // DAY
+    now = desk.client.latest_timestamp()
+    today, latest = now // DAY, (now + 14 * 3_600) // DAY
     far = today + 10_000
-    with reverts("CustodyDeskBusinessDayInFuture", merchant.address.lower(), far, today):
+    with reverts("CustodyDeskBusinessDayInFuture", merchant.address.lower(), far, latest):
         desk.reconcile_custody(merchant.address, far, 0)
     desk.reconcile_custody(merchant.address, today, 0)
     assert desk.client.last_reconciled_day(merchant.address) == today
@@ -358,3 +359,18 @@ def test_a_defaulted_merchants_unpaid_entitlement_covers_its_consumers_shortfall
     assert desk.client.custody_held(merchant.address) == 100_000 - 73_000 + 100_000 - 37_000
     with reverts("AgreementBookNotAwaitingSetOff", short):
         desk.client.distribute_set_off(desk.regulator_key, merchant.address, [short])
+
+
+def test_a_statement_of_a_bank_ahead_of_utc_is_taken_on_its_own_date(
+    backend: Any, desk: PlanDesk, merchant: Any, reverts: Callable[..., Any]
+) -> None:
+    """At 17:00 UTC it is already the next day in Beijing (UTC+8): that day's statement counts."""
+    now = desk.client.latest_timestamp()
+    backend.advance_time((now // DAY + 1) * DAY + 17 * 3_600 - now)
+    utc_day = desk.client.latest_timestamp() // DAY
+    desk.reconcile_custody(merchant.address, utc_day + 1, 0)
+    assert desk.client.last_reconciled_day(merchant.address) == utc_day + 1
+    with reverts(
+        "CustodyDeskBusinessDayInFuture", merchant.address.lower(), utc_day + 2, utc_day + 1
+    ):
+        desk.reconcile_custody(merchant.address, utc_day + 2, 0)
