@@ -91,6 +91,10 @@ FUNDING = ActionKind(
         funding.as_abi(), report.as_abi(), sigs
     ),
     already_done=frozenset({"AgreementBookDuplicateBankReference"}),
+    # The chain refuses a booking time after the report's issue time; a booking of the last
+    # seconds is reported as issued then (a block before it refuses it as from the future,
+    # and the outbox signs again).
+    issued_not_before=lambda funding: funding.paid_at,
 )
 PAYOUT = ActionKind(
     name="confirm_payout",
@@ -344,7 +348,9 @@ class BankOracle:
             agreement_id=agreement_id,
             amount=entry.amount_fen,
             bank_reference=bank_reference_hash(entry.bank_reference),
-            paid_at=int(entry.booked_at.timestamp()),
+            # The booking time starts the cooling-off period and the consumption log; a bank
+            # clock ahead of ours cannot book a payment in our future.
+            paid_at=min(int(entry.booked_at.timestamp()), int(time.time())),
         )
         Outbox.add(db, f"funding:{entry.bank_reference}", FUNDING, funding)
         return "funding"

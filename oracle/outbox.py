@@ -80,6 +80,9 @@ class ActionKind:
     # Sent only once every earlier action of the account is settled (mined or parked), and
     # tried against the head first: for facts that sum up the ones before them.
     barrier: bool = False
+    # The earliest issue time a report of this payload may carry (a funding report cannot be
+    # issued before the booking it reports); None for no bound.
+    issued_not_before: Callable[[Any], int] | None = None
 
 
 def encode_message(message: Any) -> str:
@@ -233,7 +236,10 @@ class Outbox:
                 payload,
                 self.signer_keys,
                 sequence=sequence,
-                issued_at=self._issue_time(),
+                issued_at=max(
+                    self._issue_time(),
+                    kind.issued_not_before(payload) if kind.issued_not_before else 0,
+                ),
             )
             function = kind.build(self.client, payload, report, signatures)
             tx = self.client.build(

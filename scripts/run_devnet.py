@@ -44,6 +44,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -349,6 +350,11 @@ def simulators(
             port(services.bank_simulator_port),
             "--day-seconds",
             str(config.simulators.bank_day_seconds),
+            # Its calendar moves a day every bank_day_seconds, faster than the real one; a new
+            # bank starts a year back, so its statements stay dated before their reports for
+            # hours of running (the chain refuses a statement dated after its report).
+            "--start-date",
+            (date.today() - timedelta(days=365)).isoformat(),
         ],
         BANK_URL_LINE,
     )

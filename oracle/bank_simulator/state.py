@@ -514,7 +514,10 @@ def _book(
         account=account_id,
         credit=credit,
         amount_fen=amount_fen,
-        booked_at=_bank_time(day),
+        # A posting is booked when it happens; its value date is the business day it counts in.
+        # (The chain refuses a booking time later than the report carrying it, so the simulated
+        # calendar, which runs ahead by a day at every close, must not stamp bookings.)
+        booked_at=china_now(),
         value_date=day,
         end_to_end_id=end_to_end_id or None,
         counterparty=counterparty,
