@@ -15,37 +15,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from default_steps import settle_and_distribute
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector
 
 from chain import messages as m
-from chain.client import TxResult
 from chain.deploy import fund_accounts
-from chain.errors import ChainError, ContractRevert
+from chain.errors import ChainError
 from chain.scenario import SECONDS_PER_DAY, PlanDesk, sha256
-
-
-def settle_and_distribute(client: Any, key: str, agreement_ids: list[bytes]) -> TxResult:
-    """Settle plans of a defaulted merchant and, once all its plans are settled, distribute the
-    set-off of the ones just settled (its consumers first, then insurance); one result with the
-    events of both steps."""
-    settled = client.settle_default(key, agreement_ids)
-    merchant = client.get_agreement(agreement_ids[0]).merchant
-    _, count, _ = client.set_off_of(merchant)
-    if count < client.agreement_count(merchant):
-        return settled
-    try:
-        distributed = client.distribute_set_off(key, merchant, agreement_ids)
-    except ContractRevert as refusal:  # distributed before: a retried settlement
-        assert refusal.error == "AgreementBookNotAwaitingSetOff", str(refusal)
-        return settled
-    return TxResult(
-        distributed.tx_hash,
-        distributed.block_number,
-        settled.gas_used + distributed.gas_used,
-        settled.events + distributed.events,
-    )
 
 DAY = SECONDS_PER_DAY
 PAID = 100_000  # 10 lessons at 100 RMB
